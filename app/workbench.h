@@ -1,0 +1,116 @@
+/* workbench.h — qlab's application API: everything the TUI and the CLI can do, in one place.
+ *
+ * A workbench holds the store, the loaded plugins, one model, the recipe
+ * being edited and its quantized weights. The TUI and the subcommands only
+ * call these functions, so scripts and tests reach everything a person can.
+ * Not thread-safe: while wb_eval runs on a worker thread, other threads
+ * may only read progress and set the cancel flag.
+ */
+#ifndef QLAB_WORKBENCH_H
+#define QLAB_WORKBENCH_H
+
+#include <stdint.h>
+
+#include "quant/assign.h"
+#include "quant/dataset.h"
+#include "quant/error.h"
+#include "quant/eval.h"
+#include "quant/metrics.h"
+#include "quant/model.h"
+#include "quant/plugin_host.h"
+#include "quant/qweights.h"
+#include "quant/recipe.h"
+#include "store/store.h"
+
+struct wb_options {
+    const char *db_path;                /* NULL: $XDG_DATA_HOME/qlab/qlab.db */
+    const char *const *plugin_files;    /* --plugin FILE.so, loaded first */
+    int n_plugin_files;
+    int no_store;                       /* commands that need no database */
+};
+
+struct wb;
+
+/* Opens the store (creating its folder) and loads the plugins: --plugin
+ * files, then $QLAB_PLUGIN_PATH, the build folder and the installed
+ * folder. A --plugin file that fails is an error; refusals found by
+ * discovery are kept in wb_plugins(w)->refused. */
+int wb_open(const struct wb_options *o, struct wb **out, qerr *err);
+void wb_close(struct wb *w);
+
+const struct qplugin_host *wb_plugins(const struct wb *w);
+struct qstore *wb_store(struct wb *w);
+const char *wb_db_path(const struct wb *w);
+
+/* ---- the model ---------------------------------------------------------- */
+int wb_load_model(struct wb *w, const char *path, qerr *err);
+const struct qmodel *wb_model(const struct wb *w);
+const char *wb_model_abspath(const struct wb *w);
+/* SHA-256 of the model files (computed once per load). */
+int wb_model_sha256(struct wb *w, const char **hex, qerr *err);
+
+/* ---- the recipe and the current assignment ------------------------------ */
+/* Replaces the recipe; validated against the model and the plugins. On
+ * error nothing changes. */
+int wb_set_recipe(struct wb *w, const char *text, qerr *err);
+/* Appends GLOB=SCHEME[:params] (dropping earlier rules with the very same
+ * glob, which it overrides anyway). scheme "float" keeps float. */
+int wb_apply_rule(struct wb *w, const char *glob, const char *scheme, const char *params,
+                  qerr *err);
+/* The same for one tensor, by index (its name escaped as a glob). */
+int wb_apply_tensor(struct wb *w, int tensor, const char *scheme, const char *params, qerr *err);
+const char *wb_recipe_text(const struct wb *w);
+const struct qrecipe *wb_recipe(const struct wb *w);
+const struct qassign *wb_assign(const struct wb *w);
+
+/* Quantizes what the recipe assigns (cached per tensor and scheme) so
+ * sizes and weight errors are known; cheap when nothing changed. */
+int wb_refresh(struct wb *w, const struct qlab_host *host, qerr *err);
+const struct qweights *wb_weights(const struct wb *w); /* NULL before wb_refresh */
+
+struct wb_summary {
+    int n_tensors, n_quantized;
+    int64_t n_params;
+    int64_t float_bytes, bytes;
+    double bits_per_weight, ratio;     /* ratio = bytes / float_bytes */
+};
+/* Needs wb_refresh first (else float sizes). */
+void wb_summary(const struct wb *w, struct wb_summary *s);
+
+/* The scheme label shown for a tensor: "float" or "int:bits=4,...". */
+const char *wb_tensor_scheme_label(const struct wb *w, int tensor);
+
+/* ---- evaluation ------------------------------------------------------------ */
+struct wb_eval_request {
+    const char *data;        /* NULL: the model's default dataset */
+    const char *labels;      /* IDX labels file, NULL: found beside data */
+    int64_t limit;           /* first N samples; 0: all */
+    int batch, threads;      /* 0: defaults */
+    const struct qprogress *progress;
+};
+
+struct wb_eval_outcome {
+    int64_t run_id;
+    const char *status;                /* "done", "cancelled" or "failed" */
+    struct qclass_metrics metrics;     /* of the quantized model */
+    struct qclass_metrics float_metrics;
+    double seconds, samples_per_s;     /* of the quantized pass */
+};
+
+/* Runs the current recipe over the data and records the run: created as
+ * `running` before any work, finished (done, cancelled or failed) with
+ * its metrics and every tensor's row in one transaction. The float
+ * reference logits for (model, dataset) are computed once and reused. A
+ * failure after the run was created returns -1 with the run recorded as
+ * failed (outcome->run_id set). */
+int wb_eval(struct wb *w, const struct wb_eval_request *r, struct wb_eval_outcome *o,
+            qerr *err);
+
+/* ---- history --------------------------------------------------------------- */
+/* Runs of the loaded model (by path or content), or all runs when
+ * all_models is set; newest first. */
+int wb_runs(struct wb *w, int all_models, int limit, struct qstore_run **runs, int *n,
+            qerr *err);
+int wb_run(struct wb *w, int64_t id, struct qstore_run **run, qerr *err);
+
+#endif

@@ -1,0 +1,476 @@
+/* check_cli.c — the qlab command line end to end: real binary, real sample models, real database. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+#define CNN "sample-models/digits-cnn"
+#define MLP "sample-models/digits-mlp"
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+/* Runs `qlab ARGS --db DB`; returns the exit status, output in *out and *err. */
+static int qlab(const char *db, const char *args, char **out, char **err)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s --db '%s'", tu_qlab_bin(), args, db);
+    return tu_run_cmd(cmd, out, err);
+}
+
+static cJSON *qlab_json(const char *db, const char *args)
+{
+    char *out, *err;
+    int rc = qlab(db, args, &out, &err);
+    ck_assert_msg(rc == 0, "qlab %s: exit %d: %s", args, rc, err);
+    cJSON *j = cJSON_Parse(out);
+    ck_assert_msg(j != NULL, "qlab %s: not JSON: %.300s", args, out);
+    free(out);
+    free(err);
+    return j;
+}
+
+static double num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    ck_assert_msg(cJSON_IsNumber(v), "no number '%s'", key);
+    return v->valuedouble;
+}
+
+static const char *str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    ck_assert_msg(cJSON_IsString(v), "no string '%s'", key);
+    return v->valuestring;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* ---- usage ---------------------------------------------------------------------- */
+
+START_TEST(version_help_and_usage_errors)
+{
+    const char *db = tu_path("usage.db");
+    char *out, *err;
+    ck_assert_int_eq(qlab(db, "--version", &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "qlab "));
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "--help", &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "runs show ID"));
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "eval --help", &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "--quant RECIPE"));
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "frobnicate", &out, &err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "unknown command 'frobnicate'"));
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "eval", &out, &err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "which model?"));
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "eval " CNN " --limit zero", &out, &err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "--limit takes a positive whole number"));
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "eval " CNN " --frob", &out, &err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "unknown option --frob"));
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "runs show abc", &out, &err), 2);
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "runs show 999", &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "no run 999"));
+    free(out), free(err);
+}
+END_TEST
+
+/* ---- info and plugins ------------------------------------------------------------ */
+
+START_TEST(info_lists_tensors_and_sizes)
+{
+    const char *db = tu_path("info.db");
+    cJSON *m = qlab_json(db, "info " CNN " --json");
+    ck_assert_str_eq(str(m, "name"), "digits-cnn");
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(m, "tensors");
+    ck_assert(cJSON_GetArraySize(ts) >= 8);
+    const cJSON *t0 = cJSON_GetArrayItem(ts, 0);
+    ck_assert_str_eq(str(t0, "name"), "conv1.weight");
+    ck_assert_str_eq(str(t0, "scheme"), "float");
+    ck_assert_double_eq(num(m, "bits_per_weight"), 32.0);
+    double float_bytes = num(m, "float_bytes");
+    cJSON_Delete(m);
+
+    /* under a recipe: weights at 4 bits, biases float, sizes add up */
+    m = qlab_json(db, "info " CNN " --quant '*=int:bits=4,granularity=group,group=16' --json");
+    ts = cJSON_GetObjectItemCaseSensitive(m, "tensors");
+    double sum = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, ts)
+    {
+        sum += num(t, "bytes");
+        if (strcmp(str(t, "role"), "weight") == 0) {
+            ck_assert_str_eq(str(t, "scheme"), "int");
+            ck_assert(num(t, "sqnr_db") > 10);
+            /* 4 bits plus a 32-bit scale per group of at most 16 */
+            ck_assert(num(t, "bits_per_weight") >= 4 + 32.0 / 16);
+            ck_assert(num(t, "bits_per_weight") <= 4 + 32.0 / 9);
+        } else {
+            ck_assert_str_eq(str(t, "scheme"), "float");
+            ck_assert_double_eq(num(t, "bits_per_weight"), 32);
+        }
+    }
+    ck_assert_double_eq(sum, num(m, "size_bytes"));
+    ck_assert(num(m, "size_bytes") < float_bytes / 4);
+    cJSON_Delete(m);
+}
+END_TEST
+
+START_TEST(plugins_lists_int)
+{
+    const char *db = tu_path("plugins.db");
+    cJSON *j = qlab_json(db, "plugins --json");
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(j, "plugins"), *p, *found = NULL;
+    cJSON_ArrayForEach(p, ps) if (strcmp(str(p, "name"), "int") == 0) found = p;
+    ck_assert_ptr_nonnull(found);
+    const cJSON *s = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(found, "schemes"), 0);
+    ck_assert_str_eq(str(s, "name"), "int");
+    const cJSON *bits = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(s, "params"), 0);
+    ck_assert_str_eq(str(bits, "name"), "bits");
+    ck_assert_double_eq(num(bits, "min"), 2);
+    ck_assert_double_eq(num(bits, "max"), 8);
+    cJSON_Delete(j);
+    char *out, *err;
+    ck_assert_int_eq(qlab(db, "plugins", &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "granularity"));
+    free(out), free(err);
+}
+END_TEST
+
+/* ---- evaluation and history ------------------------------------------------------- */
+
+static cJSON *eval_json(const char *db, const char *model, const char *recipe)
+{
+    char args[1024];
+    snprintf(args, sizeof args, "eval %s --quant '%s' --json", model, recipe);
+    cJSON *r = qlab_json(db, args);
+    ck_assert_str_eq(str(r, "status"), "done");
+    return r;
+}
+
+START_TEST(eval_int8_close_int2_lower_and_listed)
+{
+    const char *db = tu_path("eval.db");
+    const char *models[] = {CNN, MLP};
+    for (int k = 0; k < 2; k++) {
+        cJSON *r8 = eval_json(db, models[k], "*=int:bits=8,granularity=channel");
+        cJSON *r2 = eval_json(db, models[k], "*=int:bits=2,granularity=tensor");
+        const cJSON *m8 = cJSON_GetObjectItemCaseSensitive(r8, "metrics");
+        const cJSON *m2 = cJSON_GetObjectItemCaseSensitive(r2, "metrics");
+        double f = num(cJSON_GetObjectItemCaseSensitive(m8, "float"), "top1");
+        ck_assert_msg(f > 90, "%s float top-1 %.2f", models[k], f);
+        ck_assert_msg(fabs(num(m8, "top1") - f) <= 0.5, "%s int8 %.2f vs float %.2f", models[k],
+                      num(m8, "top1"), f);
+        ck_assert_msg(num(m2, "top1") < f - 5, "%s int2 %.2f vs float %.2f", models[k],
+                      num(m2, "top1"), f);
+        ck_assert(num(m8, "kld_mean") < num(m2, "kld_mean"));
+        ck_assert(num(m8, "top1_agreement") > num(m2, "top1_agreement"));
+        ck_assert(num(r8, "bits_per_weight") > num(r2, "bits_per_weight"));
+        ck_assert(num(r8, "size_bytes") < num(r8, "float_bytes"));
+        /* every tensor is in the run, weights quantized, the rest float */
+        const cJSON *t;
+        int weights = 0;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(r8, "tensors"))
+        {
+            if (strcmp(str(t, "role"), "weight") != 0)
+                continue;
+            weights++;
+            ck_assert_str_eq(str(t, "scheme"), "int");
+            const cJSON *params = cJSON_GetObjectItemCaseSensitive(t, "params");
+            ck_assert_double_eq(num(params, "bits"), 8);
+            ck_assert(num(t, "sqnr_db") > 30);
+        }
+        ck_assert(weights >= 3);
+        ck_assert_str_eq(str(r8, "recipe"), "*=int:bits=8,granularity=channel");
+        cJSON_Delete(r8);
+        cJSON_Delete(r2);
+    }
+    /* history: all four runs, newest first, with size and metrics */
+    cJSON *list = qlab_json(db, "runs list --json");
+    ck_assert_int_eq(cJSON_GetArraySize(list), 4);
+    int64_t prev = INT64_MAX;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, list)
+    {
+        ck_assert(num(r, "id") < prev);
+        prev = (int64_t)num(r, "id");
+        ck_assert_str_eq(str(r, "status"), "done");
+        ck_assert(num(r, "size_bytes") > 0);
+        ck_assert(num(cJSON_GetObjectItemCaseSensitive(r, "metrics"), "top1") > 0);
+    }
+    cJSON_Delete(list);
+    list = qlab_json(db, "runs list --model " CNN " --json");
+    ck_assert_int_eq(cJSON_GetArraySize(list), 2);
+    cJSON_Delete(list);
+    char *out, *err;
+    ck_assert_int_eq(qlab(db, "runs list", &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "granularity=tensor"));
+    ck_assert_int_eq(count_lines(out), 5);
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "runs show 1", &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "conv1.weight"));
+    free(out), free(err);
+}
+END_TEST
+
+START_TEST(float_reference_is_computed_once)
+{
+    const char *db = tu_path("ref.db");
+    cJSON *a = eval_json(db, CNN, "*=int:bits=6");
+    cJSON *b = eval_json(db, CNN, "");
+    /* the all-float run is the reference: agreement 100 %, KL 0 */
+    const cJSON *mb = cJSON_GetObjectItemCaseSensitive(b, "metrics");
+    ck_assert_double_eq(num(mb, "top1_agreement"), 100);
+    ck_assert_double_eq(num(mb, "kld_mean"), 0);
+    ck_assert_double_eq(num(b, "bits_per_weight"), 32);
+    ck_assert_double_eq(num(cJSON_GetObjectItemCaseSensitive(
+                                cJSON_GetObjectItemCaseSensitive(a, "metrics"), "float"), "top1"),
+                        num(mb, "top1"));
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    sqlite3 *h;
+    ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT count(*) FROM reference_outputs", -1, &st, 0),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+}
+END_TEST
+
+START_TEST(recipe_errors_are_usage_errors)
+{
+    const char *db = tu_path("recipe.db");
+    struct {
+        const char *recipe, *phrase;
+    } cases[] = {
+        {"conv*", "rule 1 'conv*': expected GLOB=SCHEME"},
+        {"*=nosuch", "unknown scheme 'nosuch'"},
+        {"*=int:bits=9", "bits=9 is out of range 2..8"},
+        {"*=int:granularity=row", "granularity=row is not one of"},
+        {"*=int:bitz=4", "unknown parameter 'bitz'"},
+        {"*=int;lstm.*=int", "rule 2 'lstm.*=int': selects no tensor"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char args[512], *out, *err;
+        snprintf(args, sizeof args, "eval " CNN " --quant '%s'", cases[i].recipe);
+        ck_assert_int_eq(qlab(db, args, &out, &err), 2);
+        ck_assert_msg(strstr(err, cases[i].phrase) != NULL, "'%s': %s", cases[i].recipe, err);
+        ck_assert_int_eq(count_lines(err), 1);
+        free(out), free(err);
+    }
+    /* nothing was recorded for rejected recipes */
+    cJSON *list = qlab_json(db, "runs list --json");
+    ck_assert_int_eq(cJSON_GetArraySize(list), 0);
+    cJSON_Delete(list);
+}
+END_TEST
+
+/* ---- bad files ------------------------------------------------------------------------ */
+
+/* A copy of the digits-cnn folder in the temp dir, returned as a path. */
+static const char *copy_cnn(const char *name)
+{
+    static char dir[1024];
+    snprintf(dir, sizeof dir, "%s", tu_path(name));
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -R " CNN " '%s' && cp -R sample-models/digits '%s/../'",
+             dir, dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    return dir;
+}
+
+static void expect_one_line_error(const char *db, const char *args, const char *phrase)
+{
+    char *out, *err;
+    ck_assert_int_eq(qlab(db, args, &out, &err), 1);
+    ck_assert_msg(strstr(err, phrase) != NULL, "%s: %s", args, err);
+    ck_assert_msg(count_lines(err) == 1, "%s: not one line: %s", args, err);
+    ck_assert_ptr_null(strstr(err, "AddressSanitizer"));
+    free(out), free(err);
+}
+
+START_TEST(bad_model_files_exit_1_with_one_line)
+{
+    const char *db = tu_path("bad.db");
+    char args[2048], path[1200];
+    const char *dir = copy_cnn("cut");
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    size_t len;
+    char *data = tu_read_file(path, &len);
+    tu_write_file(path, data, len / 2);
+    snprintf(args, sizeof args, "eval '%s'", dir);
+    expect_one_line_error(db, args, "model.safetensors");
+    /* a corrupted header: the length field says more than the file holds */
+    data[3] = 0x7f;
+    tu_write_file(path, data, len);
+    expect_one_line_error(db, args, "model.safetensors");
+    free(data);
+
+    dir = copy_cnn("badjson");
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    data = tu_read_file(path, &len);
+    tu_write_file(path, data, len / 3);
+    snprintf(args, sizeof args, "info '%s'", dir);
+    expect_one_line_error(db, args, "model.json");
+    free(data);
+    expect_one_line_error(db, "info /nonexistent/model", "/nonexistent/model");
+
+    /* data that does not fit the model */
+    snprintf(args, sizeof args, "eval " CNN " --data '%s/model.json'", dir);
+    expect_one_line_error(db, args, "model.json");
+}
+END_TEST
+
+START_TEST(plugin_errors_are_clear)
+{
+    const char *db = tu_path("plug.db");
+    char args[2048];
+    const char *fake = tu_path("fake.so");
+    tu_write_file(fake, "not an ELF", 10);
+    snprintf(args, sizeof args, "plugins --plugin '%s'", fake);
+    expect_one_line_error(db, args, "fake.so");
+    /* a plugin whose output has NaN: the run fails cleanly and is recorded */
+    snprintf(args, sizeof args, "eval " CNN " --plugin '%s' --quant '*=broken_nan/nan'",
+             tu_test_plugin("broken_nan.so"));
+    char *out, *err;
+    int rc = qlab(db, args, &out, &err);
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, err);
+    ck_assert_msg(strstr(err, "NaN") != NULL, "%s", err);
+    free(out), free(err);
+    cJSON *list = qlab_json(db, "runs list --json");
+    ck_assert_int_eq(cJSON_GetArraySize(list), 1);
+    ck_assert_str_eq(str(cJSON_GetArrayItem(list, 0), "status"), "failed");
+    cJSON_Delete(list);
+}
+END_TEST
+
+/* ---- kill -9 and Ctrl-C -------------------------------------------------------------- */
+
+/* Starts qlab eval with the slow plugin in the background; returns its pid. */
+static pid_t start_slow_eval(const char *db)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execl(tu_qlab_bin(), "qlab", "eval", CNN, "--db", db, "--plugin",
+              tu_test_plugin("slow_sleep.so"), "--quant", "*=slow_test/slow:ms=2000",
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Polls the database until a run is `running` (deadline 20 s). */
+static void wait_for_running(const char *db)
+{
+    for (int i = 0; i < 400; i++) {
+        sqlite3 *h;
+        int found = 0;
+        if (access(db, F_OK) == 0 && sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, 0) == SQLITE_OK) {
+            sqlite3_stmt *st;
+            if (sqlite3_prepare_v2(h, "SELECT count(*) FROM runs WHERE status='running'", -1, &st,
+                                   0) == SQLITE_OK &&
+                sqlite3_step(st) == SQLITE_ROW)
+                found = sqlite3_column_int(st, 0);
+            sqlite3_finalize(st);
+            sqlite3_close(h);
+        }
+        if (found)
+            return;
+        nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+    }
+    ck_abort_msg("no running run appeared in %s", db);
+}
+
+START_TEST(kill_9_leaves_a_consistent_store_and_an_interrupted_run)
+{
+    const char *db = tu_path("kill.db");
+    pid_t pid = start_slow_eval(db);
+    wait_for_running(db);
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    ck_assert(WIFSIGNALED(st));
+    sqlite3 *h;
+    ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_stmt *s;
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &s, 0), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(s, 0), "ok");
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+    cJSON *list = qlab_json(db, "runs list --json");
+    ck_assert_int_eq(cJSON_GetArraySize(list), 1);
+    ck_assert_str_eq(str(cJSON_GetArrayItem(list, 0), "status"), "interrupted");
+    cJSON_Delete(list);
+    /* the store keeps working: a new run completes */
+    cJSON *r = eval_json(db, CNN, "*=int:bits=8");
+    cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(sigint_cancels_and_records_cancelled)
+{
+    const char *db = tu_path("cancel.db");
+    pid_t pid = start_slow_eval(db);
+    wait_for_running(db);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 1);
+    cJSON *list = qlab_json(db, "runs list --json");
+    ck_assert_str_eq(str(cJSON_GetArrayItem(list, 0), "status"), "cancelled");
+    cJSON_Delete(list);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *core = tcase_create("Core");
+    tcase_set_timeout(core, 120);
+    tcase_add_test(core, version_help_and_usage_errors);
+    tcase_add_test(core, info_lists_tensors_and_sizes);
+    tcase_add_test(core, plugins_lists_int);
+    tcase_add_test(core, eval_int8_close_int2_lower_and_listed);
+    tcase_add_test(core, float_reference_is_computed_once);
+    suite_add_tcase(s, core);
+    TCase *errors = tcase_create("Errors");
+    tcase_set_timeout(errors, 120);
+    tcase_add_test(errors, recipe_errors_are_usage_errors);
+    tcase_add_test(errors, bad_model_files_exit_1_with_one_line);
+    tcase_add_test(errors, plugin_errors_are_clear);
+    suite_add_tcase(s, errors);
+    TCase *crash = tcase_create("Crash");
+    tcase_set_timeout(crash, 120);
+    tcase_add_test(crash, kill_9_leaves_a_consistent_store_and_an_interrupted_run);
+    tcase_add_test(crash, sigint_cancels_and_records_cancelled);
+    suite_add_tcase(s, crash);
+    return tu_run(s);
+}

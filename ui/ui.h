@@ -1,0 +1,121 @@
+/* ui.h — what the TUI's screens share: the session state, the screen interface, the constructors. */
+#ifndef QLAB_UI_H
+#define QLAB_UI_H
+
+#include <stdint.h>
+
+#include "app/job.h"
+#include "app/workbench.h"
+#include "theme.h"
+#include "widgets.h"
+
+/* ---- screens -------------------------------------------------------------
+ * Each screen (or dialog) is an init/draw/key triple: a constructor, a
+ * draw function and a key handler that returns flags to the main loop.
+ * Dialogs are overlays: the screen beneath is drawn first. */
+
+enum {
+    UI_CLOSE = 1,        /* remove the screen that handled the key */
+    UI_QUIT = 2,         /* leave the TUI */
+    UI_UNHANDLED = 4,    /* let the main loop try its global keys */
+};
+
+struct tui;
+struct ui_screen;
+
+struct ui_help {
+    const char *keys, *what; /* "Enter s", "choose the scheme of the tensor" */
+};
+
+struct ui_screen_ops {
+    const char *name;                  /* for the help title */
+    int overlay;                       /* drawn over the screen beneath */
+    int owns_status;                   /* draws on the status line itself (prompts) */
+    int freeze_beneath;                /* the workbench is busy: screens beneath are not
+                                          drawn (the screen shows their last frame) */
+    void (*draw)(struct tui *t, struct ui_screen *s);
+    int (*key)(struct tui *t, struct ui_screen *s, int ch);
+    int (*tick)(struct tui *t, struct ui_screen *s); /* every ~100 ms; may be NULL */
+    void (*free)(struct ui_screen *s);
+    const struct ui_fkey *fkeys;
+    int n_fkeys;
+    const struct ui_help *help;
+    int n_help;
+};
+
+struct ui_screen {
+    const struct ui_screen_ops *ops;
+};
+
+/* ---- the session ---------------------------------------------------------- */
+#define UI_MAX_STACK 16
+
+struct tui {
+    struct wb *w;
+    struct ui_theme th;
+    struct ui_screen *stack[UI_MAX_STACK];
+    int depth;
+    char status[512];
+    int status_error;
+    unsigned status_seq;               /* counts tui_status calls */
+    int cursor_y, cursor_x;            /* set by a draw that wants the cursor; -1: hidden */
+    struct wb_job *job;                /* the evaluation in flight (owned by the TUI) */
+    int have_run;                      /* last holds the latest run of this session */
+    struct wb_eval_outcome last;
+    int last_rc;                       /* wb_job_finish's answer */
+    char last_error[512];
+    char *last_recipe;                 /* recipe text of that run */
+};
+
+/* Puts s on top (frees it and reports in the status line when full). */
+void tui_push(struct tui *t, struct ui_screen *s);
+void tui_status(struct tui *t, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* wb_refresh after a recipe change; a failure goes to the status line. */
+int tui_refresh_weights(struct tui *t);
+/* Applies a scheme to one tensor (glob NULL) or to a glob's tensors,
+ * refreshes the weights and reports in the status line. */
+int tui_apply(struct tui *t, int tensor, const char *glob, const char *scheme, const char *params);
+/* Bits per weight the scheme with params (NULL: defaults) takes for the
+ * tensor, or NAN with err set. */
+double tui_scheme_bpw(const struct tui *t, const struct qscheme_ref *ref, const char *params,
+                      int tensor, qerr *err);
+/* The scheme text for a tensor's recipe: "int", or "plugin/int" when
+ * several plugins have a scheme of that name. */
+void tui_scheme_name(const struct tui *t, const struct qscheme_ref *ref, char *buf, size_t size);
+
+static inline attr_t tui_attr(const struct tui *t, enum ui_el el)
+{
+    return ui_attr(&t->th, el);
+}
+
+/* ---- constructors (NULL with the reason in the status line) ---------------- */
+struct ui_screen *screen_model_new(struct tui *t);
+struct ui_screen *screen_history_new(struct tui *t);
+struct ui_screen *screen_run_new(struct tui *t, int64_t run_id);
+/* Scheme picker for one tensor (glob NULL) or for every tensor a glob
+ * matches (tensor: the one whose bits per weight are shown). */
+struct ui_screen *dialog_scheme_new(struct tui *t, int tensor, const char *glob);
+/* Parameter editor for a chosen scheme; applies on its "Apply" line. */
+struct ui_screen *dialog_params_new(struct tui *t, int tensor, const char *glob,
+                                    struct qscheme_ref ref);
+/* Starts the evaluation job and shows its progress. */
+struct ui_screen *dialog_eval_new(struct tui *t);
+/* The keys of the screen beneath, and the global ones. */
+struct ui_screen *help_new(struct tui *t, const struct ui_screen *beneath);
+
+/* A text prompt on the status line. accept gets the text on Enter; change
+ * (may be NULL) after every edit; cancel (may be NULL) on Esc. */
+struct ui_prompt_cb {
+    void (*accept)(struct tui *t, void *ctx, const char *text);
+    void (*change)(struct tui *t, void *ctx, const char *text);
+    void (*cancel)(struct tui *t, void *ctx);
+    void *ctx;
+};
+struct ui_screen *prompt_new(struct tui *t, const char *label, const char *init,
+                             struct ui_prompt_cb cb);
+
+/* Global keys shown in every help overlay. */
+extern const struct ui_help ui_global_help[];
+extern const int ui_n_global_help;
+
+#endif
