@@ -103,7 +103,11 @@ static void print_human(const struct qstore_run *r, const struct wb_eval_outcome
            m->cross_entropy - f->cross_entropy);
     printf("top-1 agreement %9.2f%%\n", m->top1_agreement);
     printf("KL(float||q)    mean %.6f  max %.6f\n", m->kld_mean, m->kld_max);
-    printf("speed           %.0f samples/s\n", o->samples_per_s);
+    if (o->samples_per_s > 0)
+        printf("speed           %.0f samples/s\n", o->samples_per_s);
+    else
+        printf("speed           not measured (nothing quantized; the stored float reference "
+               "was reused)\n");
 }
 
 /* ---- the command ----------------------------------------------------------- */

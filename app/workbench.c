@@ -11,7 +11,6 @@
 
 #include "paths.h"
 #include "quant/fsutil.h"
-#include "quant/model_json.h"
 #include "quant/sha256.h"
 
 #define DEQ_CACHE_BYTES ((size_t)1 << 30) /* dequantized tensors kept per model */
@@ -227,7 +226,7 @@ const char *wb_tensor_scheme_label(const struct wb *w, int tensor)
 int wb_load_model(struct wb *w, const char *path, qerr *err)
 {
     struct qmodel *m;
-    if (qmodel_json_load(path, &m, err) < 0)
+    if (qmodel_open(path, &m, err) < 0)
         return -1;
     drop_model(w);
     w->model = m;
@@ -334,8 +333,11 @@ static char *run_metrics_json(const struct wb_eval_outcome *o)
     metrics_to_json(root, &o->metrics, 1);
     cJSON *f = cJSON_AddObjectToObject(root, "float");
     metrics_to_json(f, &o->float_metrics, 0);
-    cJSON_AddNumberToObject(root, "eval_seconds", o->seconds);
-    cJSON_AddNumberToObject(root, "samples_per_second", o->samples_per_s);
+    /* speed is unknown when no forward pass ran (the float reference was reused) */
+    if (o->seconds > 0) {
+        cJSON_AddNumberToObject(root, "eval_seconds", o->seconds);
+        cJSON_AddNumberToObject(root, "samples_per_second", o->samples_per_s);
+    }
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return s;
@@ -357,8 +359,9 @@ static int cancelled_cb(void *ctx)
 /* The float logits of the first n samples: stored ones when there are
  * enough, else computed now and stored for every later run. */
 static int reference_logits(struct wb *w, const struct wb_eval_request *r, int64_t n,
-                            float **out, qerr *err)
+                            float **out, double *seconds, qerr *err)
 {
+    *seconds = 0;
     const struct qmodel *m = w->model;
     int k = m->n_classes;
     /* The stored reference covers n samples, or the whole dataset (of
@@ -377,7 +380,9 @@ static int reference_logits(struct wb *w, const struct wb_eval_request *r, int64
     if (!logits)
         return qerr_set(err, "out of memory for %lld x %d logits", (long long)n, k);
     struct qeval_opts eo = {.batch = r->batch, .threads = r->threads};
+    double t0 = now_s();
     int rc = qeval_logits(m, NULL, w->data, n, &eo, r->progress, "float reference", logits, err);
+    *seconds = now_s() - t0;
     if (rc != 0) {
         free(logits);
         return rc;
@@ -570,13 +575,15 @@ int wb_eval(struct wb *w, const struct wb_eval_request *r, struct wb_eval_outcom
         rc = cancel && atomic_load(cancel) ? QEVAL_CANCELLED : -1;
         goto end;
     }
-    rc = reference_logits(w, r, n, &ref, err);
+    double ref_seconds;
+    rc = reference_logits(w, r, n, &ref, &ref_seconds, err);
     if (rc != 0)
         goto end;
     qmetrics_classify(ref, NULL, w->data->labels, n, m->n_classes, &o->float_metrics);
     double t1 = now_s();
     if (w->weights.n_quantized == 0) {
         logits = ref; /* nothing quantized: the float pass is this run */
+        o->seconds = ref_seconds; /* 0 when the stored reference was reused */
     } else {
         logits = malloc((size_t)n * (size_t)m->n_classes * sizeof *logits);
         if (!logits) {
@@ -588,8 +595,8 @@ int wb_eval(struct wb *w, const struct wb_eval_request *r, struct wb_eval_outcom
                           err);
         if (rc != 0)
             goto end;
+        o->seconds = now_s() - t1;
     }
-    o->seconds = now_s() - t1;
     o->samples_per_s = o->seconds > 0 ? (double)n / o->seconds : 0;
     qmetrics_classify(logits, ref, w->data->labels, n, m->n_classes, &o->metrics);
     status = "done";

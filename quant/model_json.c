@@ -481,6 +481,7 @@ static int read_classes(struct loader *L, const cJSON *c)
     m->class_names = calloc((size_t)n, sizeof *m->class_names);
     if (!m->class_names)
         return qerr_set(L->err, "%s: out of memory", L->file);
+    m->n_classes = n; /* the array's length until the graph check confirms it */
     int i = 0;
     for (const cJSON *s = c->child; s; s = s->next, i++) {
         if (!cJSON_IsString(s))
@@ -571,16 +572,14 @@ static int load(struct loader *L, const cJSON *root)
         if (!(*dst[i] = resolve_path(L, v->valuestring)))
             return qerr_set(L->err, "%s: out of memory", L->file);
     }
-    int n_names = 0;
-    if ((v = cJSON_GetObjectItemCaseSensitive(root, "classes")) &&
-        (n_names = read_classes(L, v)) < 0)
+    if ((v = cJSON_GetObjectItemCaseSensitive(root, "classes")) && read_classes(L, v) < 0)
         return -1;
-    if (qmodel_finish_graph(m, L->err) < 0)
-        return -1;
-    if (n_names && n_names != m->n_classes)
-        return qerr_set(L->err, "%s: \"classes\" names %d classes but the output has %d", L->file,
-                        n_names, m->n_classes);
-    return 0;
+    return qmodel_finish_graph(m, L->err); /* also checks the class names' count */
+}
+
+int qmodel_open(const char *path, struct qmodel **out, qerr *err)
+{
+    return qmodel_json_load(path, out, err);
 }
 
 int qmodel_json_load(const char *path, struct qmodel **out, qerr *err)

@@ -13,7 +13,7 @@
 /* ---- fixtures --------------------------------------------------------------- */
 
 /* A tiny CNN's weights: conv 1->2 3x3, batchnorm(2), linear 8->3. */
-static const char *weights_path;
+static char weights_path[1024];
 
 static void write_weights(void)
 {
@@ -33,7 +33,7 @@ static void write_weights(void)
         {"fc.weight", QDT_F32, 2, s_lw, lw},   {"fc.bias", QDT_F32, 1, s3, lb},
     };
     qerr err;
-    weights_path = strdup(tu_path("w.safetensors"));
+    snprintf(weights_path, sizeof weights_path, "%s", tu_path("w.safetensors"));
     ck_assert_msg(st_write(weights_path, t, 8, NULL, 0, &err) == 0, "%s", err.msg);
 }
 
@@ -206,7 +206,7 @@ START_TEST(refuses_bad_documents)
     expect_refused("badoutput", b, "\"output\" must name a node");
     free(b);
     b = model_body("\"classes\": [\"a\"], ", good_graph);
-    expect_refused("badclasses", b, "names 1 classes but the output has 3");
+    expect_refused("badclasses", b, "1 class names but the output");
     free(b);
     /* shape errors found by graph checks name the node */
     b = model_body("", "\"graph\": [{\"op\": \"flatten\"}, {\"op\": \"linear\", \"name\": "

@@ -28,15 +28,21 @@ static const struct qlab_param *param(const struct params_dialog *d, int i)
     return &d->ref.scheme->params[i];
 }
 
-/* "k=v,k=v" of every value. */
+/* "k=v,k=v" of the values that differ from their defaults, so the
+ * recipe reads as a person would write it. */
 static void params_text(const struct params_dialog *d, char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = 0;
     for (int i = 0; i < d->n && used < size; i++) {
-        char v[128];
-        qparam_format_value(param(d, i), &d->v[i], v, sizeof v);
-        int k = snprintf(buf + used, size - used, "%s%s=%s", i ? "," : "", param(d, i)->name, v);
+        const struct qlab_param *p = param(d, i);
+        struct qlab_value def = {.i = (int64_t)p->def, .f = p->def};
+        char v[128], dv[128];
+        qparam_format_value(p, &d->v[i], v, sizeof v);
+        qparam_format_value(p, &def, dv, sizeof dv);
+        if (strcmp(v, dv) == 0)
+            continue;
+        int k = snprintf(buf + used, size - used, "%s%s=%s", used ? "," : "", p->name, v);
         if (k < 0)
             break;
         used += (size_t)k;
