@@ -69,12 +69,12 @@ all: $(BUILD)/qlab $(PLUGINS) $(TESTS) $(TEST_PLUGINS)
 deps: $(DEPS_OK)
 $(DEPS_OK):
 	@missing=""; \
-	command -v $(PKG_CONFIG) >/dev/null 2>&1 || missing="pkg-config"; \
+	command -v $(PKG_CONFIG) >/dev/null 2>&1 || missing=" pkg-config"; \
 	for p in $(PC_DEPS); do $(PKG_CONFIG) --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "qlab: installing missing packages ($$missing)"; \
+	    echo "qlab: installing missing packages:$$missing"; \
 	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(APT_LINE); } || exit 1; \
 	  else \
 	    echo "qlab: missing$$missing; install with: sudo $(APT_LINE)" >&2; exit 1; \
@@ -143,7 +143,8 @@ install: $(BUILD)/qlab $(PLUGINS)
 	install -m 755 $(BUILD)/qlab $(DESTDIR)$(BINDIR)/qlab
 	install -m 755 $(PLUGINS) $(DESTDIR)$(LIBDIR)/plugins/
 	install -m 644 plugins/qlab_plugin.h $(DESTDIR)$(INCDIR)/qlab_plugin.h
-	cp -R sample-models $(DESTDIR)$(DATADIR)/
+	install -d $(DESTDIR)$(DATADIR)/sample-models
+	cp -R sample-models/digits sample-models/digits-mlp sample-models/digits-cnn sample-models/README.md $(DESTDIR)$(DATADIR)/sample-models/
 
 # uninstall: remove what install put in place
 uninstall:

@@ -38,7 +38,12 @@ static void print_model(struct wb *w)
         qshape_format(m->nodes[i].out_shape, m->nodes[i].out_ndim, shape, sizeof shape);
         printf("%-3d %-14s %-15s %s\n", i, m->nodes[i].name, qop_name(m->nodes[i].op), shape);
     }
-    printf("\n%-26s %-9s %-15s %8s  %-28s %9s %7s %8s\n", "TENSOR", "OP", "SHAPE", "PARAMS",
+    int sw = 6; /* the scheme column fits the longest label */
+    for (int i = 0; i < m->n_tensors; i++) {
+        int len = (int)strlen(wb_tensor_scheme_label(w, i));
+        sw = len > sw ? (len < 60 ? len : 60) : sw;
+    }
+    printf("\n%-26s %-9s %-15s %8s  %-*s %9s %7s %8s\n", "TENSOR", "OP", "SHAPE", "PARAMS", sw,
            "SCHEME", "BYTES", "BPW", "SQNR dB");
     for (int i = 0; i < m->n_tensors; i++) {
         const struct qtensor *t = m->tensors[i];
@@ -47,8 +52,8 @@ static void print_model(struct wb *w)
         if (q && q->quantized)
             snprintf(sqnr, sizeof sqnr, q->e.sqnr_db > 1e300 ? "inf" : "%.2f", q->e.sqnr_db);
         qshape_format(t->shape, t->ndim, shape, sizeof shape);
-        printf("%-26s %-9s %-15s %8lld  %-28s %9lld %7.3f %8s\n", t->name,
-               qop_name(m->nodes[m->tensor_node[i]].op), shape, (long long)t->numel,
+        printf("%-26s %-9s %-15s %8lld  %-*s %9lld %7.3f %8s\n", t->name,
+               qop_name(m->nodes[m->tensor_node[i]].op), shape, (long long)t->numel, sw,
                wb_tensor_scheme_label(w, i),
                (long long)(q ? qtensor_q_bytes(q) : t->numel * 4),
                q && t->numel ? (double)q->bits / (double)t->numel : 32.0, sqnr);

@@ -45,6 +45,15 @@ static int is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Resolves "..", so paths shown to the user are plain. */
+static void canonicalize(char *path, size_t size)
+{
+    char *real = realpath(path, NULL);
+    if (real && strlen(real) < size)
+        memcpy(path, real, strlen(real) + 1);
+    free(real);
+}
+
 int qlab_plugin_dirs(const char *dirs[], int max)
 {
     static char env_copy[4096], build[PATH_MAX + 16], installed[PATH_MAX + 32];
@@ -60,6 +69,7 @@ int qlab_plugin_dirs(const char *dirs[], int max)
     if (*exe) {
         snprintf(build, sizeof build, "%s/plugins", exe);
         snprintf(installed, sizeof installed, "%s/../lib/qlab/plugins", exe);
+        canonicalize(installed, sizeof installed);
         if (n < max && is_dir(build))
             dirs[n++] = build;
         if (n < max && is_dir(installed))
