@@ -100,7 +100,7 @@ $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) plu
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) -shared -o $@ $(filter %.c,$^) $(ALL_LDFLAGS) -lm
 
-$(BUILD)/tests/plugins/%.so: tests/plugins/%.c plugins/qlab_plugin.h | $(DEPS_OK)
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c $(wildcard tests/plugins/*.h) plugins/qlab_plugin.h | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) -shared -o $@ $< $(ALL_LDFLAGS) -lm
 

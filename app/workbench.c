@@ -221,6 +221,26 @@ const char *wb_tensor_scheme_label(const struct wb *w, int tensor)
     return w->labels[tensor];
 }
 
+int wb_scheme_bits_per_weight(const struct wb *w, int tensor, const struct qscheme_ref *ref,
+                              const char *params, double *bpw, qerr *err)
+{
+    if (!w->model || tensor < 0 || tensor >= w->model->n_tensors)
+        return qerr_set(err, "no such tensor");
+    const struct qtensor *t = w->model->tensors[tensor];
+    struct qscheme_config *c;
+    if (qscheme_configure(ref, params, &c, err) < 0)
+        return -1;
+    int64_t rows, cols;
+    qtensor_matrix_shape(t, &rows, &cols);
+    uint64_t bits = 0;
+    int rc = qscheme_size_bits(c, rows, cols, &bits, err);
+    qscheme_config_free(c);
+    if (rc < 0)
+        return -1;
+    *bpw = t->numel > 0 ? (double)bits / (double)t->numel : 0.0;
+    return 0;
+}
+
 /* ---- the model -------------------------------------------------------------- */
 
 int wb_load_model(struct wb *w, const char *path, qerr *err)

@@ -80,6 +80,12 @@ void wb_summary(const struct wb *w, struct wb_summary *s);
 /* The scheme label shown for a tensor: "float" or "int:bits=4,...". */
 const char *wb_tensor_scheme_label(const struct wb *w, int tensor);
 
+/* Bits per weight a scheme with params ("k=v,...", NULL for defaults)
+ * would take on one tensor, without changing the recipe. Errors are the
+ * plugin's (bad parameters, a shape the scheme refuses). */
+int wb_scheme_bits_per_weight(const struct wb *w, int tensor, const struct qscheme_ref *ref,
+                              const char *params, double *bpw, qerr *err);
+
 /* ---- evaluation ------------------------------------------------------------ */
 struct wb_eval_request {
     const char *data;        /* NULL: the model's default dataset */

@@ -132,23 +132,8 @@ int tui_apply(struct tui *t, int tensor, const char *glob, const char *scheme, c
 double tui_scheme_bpw(const struct tui *t, const struct qscheme_ref *ref, const char *params,
                       int tensor, qerr *err)
 {
-    const struct qmodel *m = wb_model(t->w);
-    if (tensor < 0 || tensor >= m->n_tensors) {
-        qerr_set(err, "no tensor");
-        return NAN;
-    }
-    const struct qtensor *tn = m->tensors[tensor];
-    struct qscheme_config *c;
-    if (qscheme_configure(ref, params, &c, err) < 0)
-        return NAN;
-    int64_t rows, cols;
-    qtensor_matrix_shape(tn, &rows, &cols);
-    uint64_t bits = 0;
-    int rc = qscheme_size_bits(c, rows, cols, &bits, err);
-    qscheme_config_free(c);
-    if (rc < 0)
-        return NAN;
-    return tn->numel > 0 ? (double)bits / (double)tn->numel : NAN;
+    double bpw;
+    return wb_scheme_bits_per_weight(t->w, tensor, ref, params, &bpw, err) < 0 ? NAN : bpw;
 }
 
 void tui_scheme_name(const struct tui *t, const struct qscheme_ref *ref, char *buf, size_t size)

@@ -3,34 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qlab_plugin.h"
+#include "test_plugin.h"
 
 /* ---- a valid scheme to spoil one field at a time ------------------------- */
 
-static int m_configure(const struct qlab_value *v, void **handle, char *err, size_t err_size)
-{
-    (void)v;
-    (void)err;
-    (void)err_size;
-    *handle = NULL;
-    return 0;
-}
-
-static void m_release(void *handle)
-{
-    (void)handle;
-}
-
-static int m_size_bits(const void *handle, int64_t rows, int64_t cols, uint64_t *bits,
-                       char *err, size_t err_size)
-{
-    (void)handle;
-    (void)err;
-    (void)err_size;
-    *bits = (uint64_t)rows * (uint64_t)cols * 32u;
-    return 0;
-}
-
+/* Unlike tp_copy, never fails: copies what fits and reports rows*cols. */
 static int m_quantize(const void *handle, const struct qlab_tensor_view *in, float *out,
                       int64_t out_capacity, int64_t *n_written, const struct qlab_host *host,
                       char *err, size_t err_size)
@@ -46,8 +23,8 @@ static int m_quantize(const void *handle, const struct qlab_tensor_view *in, flo
     return 0;
 }
 
-#define FNS .configure = m_configure, .release = m_release, .size_bits = m_size_bits, \
-            .quantize = m_quantize
+#define FNS .configure = tp_configure_none, .release = tp_release_none, \
+            .size_bits = tp_size_bits_f32, .quantize = m_quantize
 #define SCHEME(nm, ps, np) \
     {.struct_size = sizeof(struct qlab_scheme), .name = nm, .description = "d", \
      .params = ps, .n_params = np, FNS}
@@ -69,8 +46,8 @@ static const struct qlab_scheme s_badname = SCHEME("bad name", NULL, 0);
 static const struct qlab_scheme s_twin1 = SCHEME("Twin", NULL, 0);
 static const struct qlab_scheme s_twin2 = SCHEME("twin", NULL, 0);
 static const struct qlab_scheme s_nofn = {.struct_size = sizeof(struct qlab_scheme), .name = "m",
-    .description = "d", .configure = m_configure, .release = m_release,
-    .size_bits = m_size_bits};
+    .description = "d", .configure = tp_configure_none, .release = tp_release_none,
+    .size_bits = tp_size_bits_f32};
 static const struct qlab_scheme s_params_null = SCHEME("m", NULL, 1);
 static const struct qlab_scheme s_param_name = SCHEME("m", PARAMS(INTP("Bits")), 1);
 static const struct qlab_scheme s_param_dup = SCHEME("m", PARAMS(INTP("bits"), INTP("bits")), 2);
@@ -130,8 +107,6 @@ static const struct flaw flaws[] = {
     {"enum_def", PLUGIN(ONE(s_enum_def))},
     {"bool_def", PLUGIN(ONE(s_bool_def))},
 };
-
-QLAB_EXPORT const struct qlab_plugin *qlab_plugin_entry(uint32_t host_abi);
 
 QLAB_EXPORT const struct qlab_plugin *qlab_plugin_entry(uint32_t host_abi)
 {

@@ -1,79 +1,20 @@
 /* broken_nan.c — test plugin whose quantize writes a NaN at index 5 */
 #include <math.h>
-#include <stdio.h>
 
-#include "qlab_plugin.h"
+#include "test_plugin.h"
 
-static int cfg_configure(const struct qlab_value *v, void **handle, char *err, size_t err_size)
-{
-    (void)v;
-    (void)err;
-    (void)err_size;
-    *handle = NULL; /* nothing to configure */
-    return 0;
-}
-
-static void cfg_release(void *handle)
-{
-    (void)handle;
-}
-
-static int cfg_size_bits(const void *handle, int64_t rows, int64_t cols, uint64_t *bits,
-                         char *err, size_t err_size)
-{
-    (void)handle;
-    (void)err;
-    (void)err_size;
-    *bits = (uint64_t)rows * (uint64_t)cols * 32u;
-    return 0;
-}
-
-static int cfg_quantize(const void *handle, const struct qlab_tensor_view *in, float *out,
+static int nan_quantize(const void *handle, const struct qlab_tensor_view *in, float *out,
                         int64_t out_capacity, int64_t *n_written, const struct qlab_host *host,
                         char *err, size_t err_size)
 {
-    (void)handle;
-    (void)host;
-    int64_t n = in->rows * in->cols;
-    if (n > out_capacity) {
-        snprintf(err, err_size, "output too small");
+    if (tp_copy(handle, in, out, out_capacity, n_written, host, err, err_size) != 0)
         return -1;
-    }
-    for (int64_t i = 0; i < n; i++)
-        out[i] = in->data[i];
+    int64_t n = *n_written;
     if (n > 0)
         out[n > 5 ? 5 : 0] = NAN; /* the flaw */
-    *n_written = n;
     return 0;
 }
 
-static const struct qlab_scheme scheme = {
-    .struct_size = sizeof(struct qlab_scheme),
-    .name = "nan",
-    .description = "test plugin whose quantize writes a NaN at index 5",
-    .params = NULL,
-    .n_params = 0,
-    .configure = cfg_configure,
-    .release = cfg_release,
-    .size_bits = cfg_size_bits,
-    .quantize = cfg_quantize,
-};
-
-static const struct qlab_scheme *const schemes[] = {&scheme};
-
-static const struct qlab_plugin plugin = {
-    .abi_version = QLAB_PLUGIN_ABI,
-    .struct_size = sizeof(struct qlab_plugin),
-    .name = "broken_nan",
-    .version = "0.1",
-    .description = "test plugin whose quantize writes a NaN at index 5",
-    .schemes = schemes,
-    .n_schemes = 1,
-};
-
-QLAB_EXPORT const struct qlab_plugin *qlab_plugin_entry(uint32_t host_abi);
-
-QLAB_EXPORT const struct qlab_plugin *qlab_plugin_entry(uint32_t host_abi)
-{
-    return host_abi == QLAB_PLUGIN_ABI ? &plugin : NULL;
-}
+TP_PLUGIN("broken_nan", "0.1", "test plugin whose quantize writes a NaN at index 5",
+          "nan", "test plugin whose quantize writes a NaN at index 5", NULL, 0,
+          tp_configure_none, tp_release_none, tp_size_bits_f32, nan_quantize)

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "qlab_plugin.h"
+#include "test_plugin.h"
 
 /* ---- parameters ---------------------------------------------------------- */
 
@@ -45,16 +45,6 @@ static void identity_release(void *handle)
     free(handle);
 }
 
-static int identity_size_bits(const void *handle, int64_t rows, int64_t cols, uint64_t *bits,
-                              char *err, size_t err_size)
-{
-    (void)handle;
-    (void)err;
-    (void)err_size;
-    *bits = (uint64_t)rows * (uint64_t)cols * 32u;
-    return 0;
-}
-
 static int identity_quantize(const void *handle, const struct qlab_tensor_view *in, float *out,
                              int64_t out_capacity, int64_t *n_written,
                              const struct qlab_host *host, char *err, size_t err_size)
@@ -82,33 +72,6 @@ static int identity_quantize(const void *handle, const struct qlab_tensor_view *
     return 0;
 }
 
-static const struct qlab_scheme identity_scheme = {
-    .struct_size = sizeof(struct qlab_scheme),
-    .name = "identity",
-    .description = "multiplies by gain (a test scheme)",
-    .params = identity_params,
-    .n_params = 2,
-    .configure = identity_configure,
-    .release = identity_release,
-    .size_bits = identity_size_bits,
-    .quantize = identity_quantize,
-};
-
-static const struct qlab_scheme *const schemes[] = {&identity_scheme};
-
-static const struct qlab_plugin plugin = {
-    .abi_version = QLAB_PLUGIN_ABI,
-    .struct_size = sizeof(struct qlab_plugin),
-    .name = "identity_test",
-    .version = "0.1",
-    .description = "a correct minimal plugin for the host tests",
-    .schemes = schemes,
-    .n_schemes = 1,
-};
-
-QLAB_EXPORT const struct qlab_plugin *qlab_plugin_entry(uint32_t host_abi);
-
-QLAB_EXPORT const struct qlab_plugin *qlab_plugin_entry(uint32_t host_abi)
-{
-    return host_abi == QLAB_PLUGIN_ABI ? &plugin : NULL;
-}
+TP_PLUGIN("identity_test", "0.1", "a correct minimal plugin for the host tests",
+          "identity", "multiplies by gain (a test scheme)", identity_params, 2,
+          identity_configure, identity_release, tp_size_bits_f32, identity_quantize)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "qlab_plugin.h"
+#include "test_plugin.h"
 
 static const struct qlab_param slow_params[] = {
     {.name = "ms", .type = QLAB_PARAM_INT, .help = "milliseconds to spend on each tensor",
@@ -27,21 +27,11 @@ static void slow_release(void *handle)
     free(handle);
 }
 
-static int slow_size_bits(const void *handle, int64_t rows, int64_t cols, uint64_t *bits,
-                          char *err, size_t err_size)
-{
-    (void)handle;
-    (void)err;
-    (void)err_size;
-    *bits = (uint64_t)rows * (uint64_t)cols * 32u;
-    return 0;
-}
-
 static int slow_quantize(const void *handle, const struct qlab_tensor_view *in, float *out,
                          int64_t out_capacity, int64_t *n_written, const struct qlab_host *host,
                          char *err, size_t err_size)
 {
-    int64_t ms = *(const int64_t *)handle, n = in->rows * in->cols;
+    int64_t ms = *(const int64_t *)handle;
     for (int64_t t = 0; t < ms; t += 10) {
         if (host && host->cancelled && host->cancelled(host->ctx)) {
             snprintf(err, err_size, "cancelled");
@@ -49,41 +39,9 @@ static int slow_quantize(const void *handle, const struct qlab_tensor_view *in, 
         }
         nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
     }
-    if (n > out_capacity) {
-        snprintf(err, err_size, "output too small");
-        return -1;
-    }
-    for (int64_t i = 0; i < n; i++)
-        out[i] = in->data[i];
-    *n_written = n;
-    return 0;
+    return tp_copy(handle, in, out, out_capacity, n_written, host, err, err_size);
 }
 
-static const struct qlab_scheme slow_scheme = {
-    .struct_size = sizeof(struct qlab_scheme),
-    .name = "slow",
-    .description = "identity after a configurable delay (tests only)",
-    .params = slow_params,
-    .n_params = 1,
-    .configure = slow_configure,
-    .release = slow_release,
-    .size_bits = slow_size_bits,
-    .quantize = slow_quantize,
-};
-
-static const struct qlab_scheme *const slow_schemes[] = {&slow_scheme};
-
-static const struct qlab_plugin slow_plugin = {
-    .abi_version = QLAB_PLUGIN_ABI,
-    .struct_size = sizeof(struct qlab_plugin),
-    .name = "slow_test",
-    .version = "1.0",
-    .description = "a deliberately slow identity scheme for kill and cancel tests",
-    .schemes = slow_schemes,
-    .n_schemes = 1,
-};
-
-QLAB_EXPORT const struct qlab_plugin *qlab_plugin_entry(uint32_t host_abi)
-{
-    return host_abi == QLAB_PLUGIN_ABI ? &slow_plugin : NULL;
-}
+TP_PLUGIN("slow_test", "1.0", "a deliberately slow identity scheme for kill and cancel tests",
+          "slow", "identity after a configurable delay (tests only)", slow_params, 1,
+          slow_configure, slow_release, tp_size_bits_f32, slow_quantize)
