@@ -136,7 +136,42 @@ struct qlab_scheme {
     int (*quantize)(const void *handle, const struct qlab_tensor_view *in,
                     float *out, int64_t out_capacity, int64_t *n_written,
                     const struct qlab_host *host, char *err, size_t err_size);
+
+    /* ---- optional, since ABI 1 revision 2 ----------------------------
+     * The host reads these only when struct_size covers them, so a plugin
+     * built against the first revision keeps working. Leave a function
+     * NULL (and flags 0) for what the scheme does not do. */
+    uint32_t flags;            /* QLAB_SCHEME_* bits below */
+    uint32_t gguf_type;        /* ggml type id (GGML_TYPE_Q4_0 = 2, ...), with QLAB_SCHEME_GGUF */
+
+    /* Packed storage: the bytes the format keeps. Rows are packed one after
+     * another, each row a whole number of bytes (a row of blocks for block
+     * formats). packed_row_bytes gives the bytes of one row of `cols`
+     * values; pack writes rows * that many bytes; unpack decodes them to
+     * floats exactly as the format's reference decoder does. */
+    int (*packed_row_bytes)(const void *handle, int64_t cols, int64_t *bytes,
+                            char *err, size_t err_size);
+    int (*pack)(const void *handle, const struct qlab_tensor_view *in,
+                uint8_t *out, int64_t out_capacity, int64_t *n_written,
+                const struct qlab_host *host, char *err, size_t err_size);
+    int (*unpack)(const void *handle, const uint8_t *in, int64_t in_size,
+                  int64_t rows, int64_t cols, float *out, int64_t out_capacity,
+                  char *err, size_t err_size);
+
+    /* Pruning: a scheme with a mask function removes weights. It writes
+     * keep[i] = 1 for each value it keeps and 0 for each it removes; every
+     * row must keep the same count, so the kept values form a dense
+     * rows x kept matrix. In a recipe, `prune:...+int:bits=4` runs the
+     * next scheme on that matrix; the tensor's storage is the mask's bits
+     * (this scheme's size_bits) plus the next scheme's bits for the kept
+     * values (32 per value when nothing follows). */
+    int (*mask)(const void *handle, const struct qlab_tensor_view *in,
+                uint8_t *keep, int64_t keep_capacity,
+                const struct qlab_host *host, char *err, size_t err_size);
 };
+
+/* flags */
+#define QLAB_SCHEME_GGUF 0x1u   /* gguf_type holds the ggml type this scheme packs to */
 
 /* ---- the plugin ------------------------------------------------------- */
 struct qlab_plugin {

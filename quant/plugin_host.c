@@ -219,6 +219,10 @@ static int check_param(const struct qlab_param *ps, uint32_t i, qerr *err)
     return 0;
 }
 
+/* A field of a growing struct exists when struct_size covers it. */
+#define HAS_FIELD(s, field) \
+    ((s)->struct_size >= offsetof(struct qlab_scheme, field) + sizeof((s)->field))
+
 /* A v1 scheme must reach up to and including quantize. */
 #define SCHEME_V1_SIZE (offsetof(struct qlab_scheme, quantize) + sizeof(void (*)(void)))
 
@@ -253,6 +257,16 @@ static int check_scheme(const struct qlab_scheme *const *ss, uint32_t i, qerr *e
     for (uint32_t k = 0; k < s->n_params; k++)
         if (check_param(s->params, k, err))
             return qerr_prefix(err, "scheme '%s'", s->name);
+    /* optional capabilities, when the plugin's struct has them */
+    if (HAS_FIELD(s, flags) && (s->flags & ~(uint32_t)QLAB_SCHEME_GGUF))
+        return qerr_set(err, "scheme '%s': unknown flags 0x%" PRIx32, s->name,
+                        s->flags & ~(uint32_t)QLAB_SCHEME_GGUF);
+    int pack = HAS_FIELD(s, pack) && s->pack, rows = HAS_FIELD(s, packed_row_bytes) &&
+                                                     s->packed_row_bytes;
+    int unpack = HAS_FIELD(s, unpack) && s->unpack;
+    if (pack != rows || (unpack && !pack))
+        return qerr_set(err, "scheme '%s': pack, packed_row_bytes and unpack go together "
+                        "(pack and packed_row_bytes both set, unpack only with them)", s->name);
     return 0;
 }
 
@@ -960,4 +974,184 @@ int qscheme_quantize(const struct qscheme_config *c, const struct qlab_tensor_vi
 out:
     free(buf);
     return rc;
+}
+
+/* ---- optional capabilities: packing, decoding, pruning masks -------------- */
+
+int qscheme_gguf_type(const struct qlab_scheme *s, uint32_t *type)
+{
+    if (!HAS_FIELD(s, gguf_type) || !(s->flags & QLAB_SCHEME_GGUF))
+        return 0;
+    *type = s->gguf_type;
+    return 1;
+}
+
+int qscheme_can_pack(const struct qlab_scheme *s)
+{
+    return HAS_FIELD(s, pack) && s->pack && s->packed_row_bytes;
+}
+
+int qscheme_can_unpack(const struct qlab_scheme *s)
+{
+    return qscheme_can_pack(s) && HAS_FIELD(s, unpack) && s->unpack;
+}
+
+int qscheme_can_mask(const struct qlab_scheme *s)
+{
+    return HAS_FIELD(s, mask) && s->mask;
+}
+
+int qscheme_packed_row_bytes(const struct qscheme_config *c, int64_t cols, int64_t *bytes,
+                             qerr *err)
+{
+    char who[160];
+    scheme_prefix(c, who, sizeof who);
+    if (!qscheme_can_pack(c->ref.scheme))
+        return qerr_set(err, "%s: the scheme has no packed format", who);
+    char ebuf[512] = "";
+    int64_t b = -1;
+    if (cols < 0 || c->ref.scheme->packed_row_bytes(c->handle, cols, &b, ebuf, sizeof ebuf) != 0) {
+        ebuf[sizeof ebuf - 1] = 0;
+        one_line(ebuf);
+        return qerr_set(err, "%s: %s", who, *ebuf ? ebuf : "packed_row_bytes failed");
+    }
+    if (b < 0 || (cols > 0 && b == 0))
+        return qerr_set(err, "%s: packed_row_bytes gave %" PRId64 " bytes for %" PRId64
+                        " values", who, b, cols);
+    *bytes = b;
+    return 0;
+}
+
+#define GUARD_BYTES 64
+
+int qscheme_pack(const struct qscheme_config *c, const struct qlab_tensor_view *in, uint8_t *out,
+                 int64_t out_size, const struct qlab_host *host, qerr *err)
+{
+    char who[400];
+    snprintf(who, sizeof who, "%s/%s: tensor '%.200s'", c->ref.plugin->desc->name,
+             c->ref.scheme->name, in->name ? in->name : "(unnamed)");
+    int64_t row, need;
+    if (qscheme_packed_row_bytes(c, in->cols, &row, err) < 0)
+        return -1;
+    if (in->rows < 0 || __builtin_mul_overflow(row, in->rows, &need) ||
+        (uint64_t)need > SIZE_MAX - GUARD_BYTES)
+        return qerr_set(err, "%s: packed size overflows", who);
+    if (out_size < need)
+        return qerr_set(err, "%s: %" PRId64 " bytes of room, %" PRId64 " needed", who, out_size,
+                        need);
+    uint8_t *buf = malloc((size_t)need + GUARD_BYTES);
+    if (!buf)
+        return qerr_set(err, "%s: out of memory for %" PRId64 " bytes", who, need);
+    memset(buf + need, 0xA5, GUARD_BYTES);
+    struct qlab_host def_host = {.struct_size = sizeof def_host};
+    char ebuf[512] = "";
+    int64_t written = -1;
+    int rc = c->ref.scheme->pack(c->handle, in, buf, need, &written, host ? host : &def_host,
+                                 ebuf, sizeof ebuf);
+    ebuf[sizeof ebuf - 1] = 0;
+    one_line(ebuf);
+    if (rc != 0)
+        rc = qerr_set(err, "%s: %s", who, *ebuf ? ebuf : "pack failed without a message");
+    else if (written != need)
+        rc = qerr_set(err, "%s: packed %" PRId64 " bytes, expected %" PRId64, who, written, need);
+    else
+        for (int i = 0; i < GUARD_BYTES && rc == 0; i++)
+            if (buf[need + i] != 0xA5)
+                rc = qerr_set(err, "%s: wrote past the end of its packed buffer", who);
+    if (rc == 0 && need > 0)
+        memcpy(out, buf, (size_t)need);
+    free(buf);
+    return rc ? -1 : 0;
+}
+
+int qscheme_unpack(const struct qscheme_config *c, const uint8_t *in, int64_t in_size,
+                   int64_t rows, int64_t cols, float *out, qerr *err)
+{
+    char who[160];
+    scheme_prefix(c, who, sizeof who);
+    if (!qscheme_can_unpack(c->ref.scheme))
+        return qerr_set(err, "%s: the scheme cannot decode packed bytes", who);
+    int64_t row, need, n;
+    if (qscheme_packed_row_bytes(c, cols, &row, err) < 0)
+        return -1;
+    if (rows < 0 || __builtin_mul_overflow(row, rows, &need) ||
+        __builtin_mul_overflow(rows, cols, &n) || (uint64_t)n > SIZE_MAX / sizeof(float) - 16)
+        return qerr_set(err, "%s: invalid shape %" PRId64 " x %" PRId64, who, rows, cols);
+    if (in_size != need)
+        return qerr_set(err, "%s: %" PRId64 " bytes given, a %" PRId64 " x %" PRId64
+                        " tensor packs to %" PRId64, who, in_size, rows, cols, need);
+    float *buf = malloc(((size_t)n + 16) * sizeof *buf);
+    if (!buf)
+        return qerr_set(err, "%s: out of memory", who);
+    const uint32_t sentinel_bits = SENTINEL_BITS;
+    for (int i = 0; i < 16; i++)
+        memcpy(&buf[n + i], &sentinel_bits, sizeof sentinel_bits);
+    char ebuf[512] = "";
+    int rc = c->ref.scheme->unpack(c->handle, in, in_size, rows, cols, buf, n, ebuf, sizeof ebuf);
+    ebuf[sizeof ebuf - 1] = 0;
+    one_line(ebuf);
+    if (rc != 0)
+        rc = qerr_set(err, "%s: %s", who, *ebuf ? ebuf : "unpack failed without a message");
+    for (int i = 0; i < 16 && rc == 0; i++)
+        if (memcmp(&buf[n + i], &sentinel_bits, sizeof sentinel_bits) != 0)
+            rc = qerr_set(err, "%s: wrote past the end of its output buffer", who);
+    for (int64_t i = 0; i < n && rc == 0; i++)
+        if (!isfinite(buf[i]))
+            rc = qerr_set(err, "%s: decoded %s at index %" PRId64, who,
+                          isnan(buf[i]) ? "NaN" : "Inf", i);
+    if (rc == 0 && n > 0)
+        memcpy(out, buf, (size_t)n * sizeof *out);
+    free(buf);
+    return rc ? -1 : 0;
+}
+
+int qscheme_mask(const struct qscheme_config *c, const struct qlab_tensor_view *in, uint8_t *keep,
+                 int64_t *kept_per_row, const struct qlab_host *host, qerr *err)
+{
+    char who[400];
+    snprintf(who, sizeof who, "%s/%s: tensor '%.200s'", c->ref.plugin->desc->name,
+             c->ref.scheme->name, in->name ? in->name : "(unnamed)");
+    if (!qscheme_can_mask(c->ref.scheme))
+        return qerr_set(err, "%s: the scheme does not prune", who);
+    int64_t n;
+    if (in->rows < 0 || in->cols < 0 || __builtin_mul_overflow(in->rows, in->cols, &n) ||
+        (uint64_t)n > SIZE_MAX - GUARD_BYTES)
+        return qerr_set(err, "%s: invalid shape", who);
+    uint8_t *buf = malloc((size_t)n + GUARD_BYTES);
+    if (!buf)
+        return qerr_set(err, "%s: out of memory", who);
+    memset(buf, 0xA5, (size_t)n + GUARD_BYTES);
+    struct qlab_host def_host = {.struct_size = sizeof def_host};
+    char ebuf[512] = "";
+    int rc = c->ref.scheme->mask(c->handle, in, buf, n, host ? host : &def_host, ebuf,
+                                 sizeof ebuf);
+    ebuf[sizeof ebuf - 1] = 0;
+    one_line(ebuf);
+    if (rc != 0)
+        rc = qerr_set(err, "%s: %s", who, *ebuf ? ebuf : "mask failed without a message");
+    for (int i = 0; i < GUARD_BYTES && rc == 0; i++)
+        if (buf[n + i] != 0xA5)
+            rc = qerr_set(err, "%s: wrote past the end of its mask", who);
+    int64_t per_row = -1;
+    for (int64_t r = 0; r < in->rows && rc == 0; r++) {
+        int64_t k = 0;
+        for (int64_t j = 0; j < in->cols && rc == 0; j++) {
+            uint8_t v = buf[r * in->cols + j];
+            if (v > 1)
+                rc = qerr_set(err, "%s: mask value %u at index %" PRId64 " is not 0 or 1", who,
+                              v, r * in->cols + j);
+            k += v;
+        }
+        if (rc == 0 && per_row >= 0 && k != per_row)
+            rc = qerr_set(err, "%s: row %" PRId64 " keeps %" PRId64 " values but row 0 keeps %"
+                          PRId64 " (every row must keep the same count)", who, r, k, per_row);
+        per_row = k;
+    }
+    if (rc == 0) {
+        if (n > 0)
+            memcpy(keep, buf, (size_t)n);
+        *kept_per_row = per_row < 0 ? 0 : per_row;
+    }
+    free(buf);
+    return rc ? -1 : 0;
 }

@@ -74,6 +74,27 @@ int qscheme_size_bits(const struct qscheme_config *c, int64_t rows, int64_t cols
 int qscheme_quantize(const struct qscheme_config *c, const struct qlab_tensor_view *in,
                      float *out, const struct qlab_host *host, qerr *err);
 
+/* ---- optional capabilities (ABI 1 revision 2) ----------------------------- */
+/* 1 and the ggml type id when the scheme declares one, else 0. */
+int qscheme_gguf_type(const struct qlab_scheme *s, uint32_t *type);
+int qscheme_can_pack(const struct qlab_scheme *s);
+int qscheme_can_unpack(const struct qlab_scheme *s);
+int qscheme_can_mask(const struct qlab_scheme *s);
+/* Bytes of one packed row of cols values. */
+int qscheme_packed_row_bytes(const struct qscheme_config *c, int64_t cols, int64_t *bytes,
+                             qerr *err);
+/* Packs a tensor into out (room for out_size bytes; rows * row bytes are
+ * written). Checked: byte count, writes past the end. */
+int qscheme_pack(const struct qscheme_config *c, const struct qlab_tensor_view *in, uint8_t *out,
+                 int64_t out_size, const struct qlab_host *host, qerr *err);
+/* Decodes rows x cols values from exactly rows * row bytes. Checked:
+ * NaN/Inf, writes past the end. */
+int qscheme_unpack(const struct qscheme_config *c, const uint8_t *in, int64_t in_size,
+                   int64_t rows, int64_t cols, float *out, qerr *err);
+/* The keep mask of a pruning scheme (0/1 per value, same count per row). */
+int qscheme_mask(const struct qscheme_config *c, const struct qlab_tensor_view *in, uint8_t *keep,
+                 int64_t *kept_per_row, const struct qlab_host *host, qerr *err);
+
 /* Text value of a parameter for display ("channel", "8", "true"). */
 void qparam_format_value(const struct qlab_param *p, const struct qlab_value *v,
                          char *buf, size_t size);
