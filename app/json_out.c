@@ -166,9 +166,9 @@ cJSON *json_model(struct wb *w)
         for (int d = 0; d < t->ndim; d++)
             cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
         cJSON_AddNumberToObject(j, "numel", (double)t->numel);
-        const struct qscheme_config *c = a ? a->config[i] : NULL;
-        cJSON_AddStringToObject(j, "scheme", c ? c->ref.scheme->name : "float");
-        cJSON_AddItemToObject(j, "plugin", string_or_null(c ? c->ref.plugin->desc->name : NULL));
+        const struct qpipeline *c = a ? a->config[i] : NULL;
+        cJSON_AddStringToObject(j, "scheme", c ? c->name : "float");
+        cJSON_AddItemToObject(j, "plugin", string_or_null(c ? c->plugin : NULL));
         cJSON *p = c ? cJSON_Parse(c->params_json) : NULL;
         cJSON_AddItemToObject(j, "params", p ? p : cJSON_CreateObject());
         if (qw) {

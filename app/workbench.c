@@ -434,7 +434,7 @@ static struct qstore_tensor *tensor_rows(struct wb *w, char ***owned)
     for (int i = 0; i < n; i++) {
         const struct qtensor *t = m->tensors[i];
         const struct qtensor_q *q = &w->weights.t[i];
-        const struct qscheme_config *c = w->assign.config[i];
+        const struct qpipeline *c = w->assign.config[i];
         char shape[128];
         qshape_format(t->shape, t->ndim, shape, sizeof shape);
         strs[2 * i] = strdup(shape);
@@ -445,8 +445,8 @@ static struct qstore_tensor *tensor_rows(struct wb *w, char ***owned)
             .role = (char *)role_names[m->roles[i]],
             .shape = strs[2 * i],
             .numel = t->numel,
-            .scheme = (char *)(c ? c->ref.scheme->name : "float"),
-            .plugin = (char *)(c ? c->ref.plugin->desc->name : NULL),
+            .scheme = c ? c->name : (char *)"float",
+            .plugin = c ? c->plugin : NULL,
             .params_json = strs[2 * i + 1],
             .bytes = qtensor_q_bytes(q),
             .bits_per_weight = t->numel ? (double)q->bits / (double)t->numel : 0.0,
@@ -522,21 +522,21 @@ static int begin_run(struct wb *w, int64_t n, int64_t *id, qerr *err)
     int64_t pids[64];
     int np = 0;
     const struct qplugin *seen[64];
-    for (int i = 0; i < w->assign.n_rules && np < 64; i++) {
-        const struct qscheme_config *c = w->assign.rule_config[i];
-        if (!c)
-            continue;
-        int dup = 0;
-        for (int j = 0; j < np; j++)
-            dup |= seen[j] == c->ref.plugin;
-        if (dup)
-            continue;
-        const struct qplugin *p = c->ref.plugin;
-        struct qstore_plugin sp = {.name = p->desc->name, .version = p->desc->version,
-                                   .path = p->path, .sha256 = p->sha256};
-        if (qstore_plugin_upsert(w->store, &sp, &pids[np], err) < 0)
-            return -1;
-        seen[np++] = p;
+    for (int i = 0; i < w->assign.n_rules; i++) {
+        const struct qpipeline *pipe = w->assign.rule_config[i];
+        for (int k = 0; pipe && k < pipe->n && np < 64; k++) {
+            const struct qplugin *p = pipe->stage[k]->ref.plugin;
+            int dup = 0;
+            for (int j = 0; j < np; j++)
+                dup |= seen[j] == p;
+            if (dup)
+                continue;
+            struct qstore_plugin sp = {.name = p->desc->name, .version = p->desc->version,
+                                       .path = p->path, .sha256 = p->sha256};
+            if (qstore_plugin_upsert(w->store, &sp, &pids[np], err) < 0)
+                return -1;
+            seen[np++] = p;
+        }
     }
     char *rjson = qassign_recipe_json(&w->recipe, &w->assign);
     if (!rjson)

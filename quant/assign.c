@@ -11,7 +11,7 @@ void qassign_clear(struct qassign *a)
     if (!a)
         return;
     for (int i = 0; i < a->n_rules; i++)
-        qscheme_config_free(a->rule_config[i]);
+        qpipeline_free(a->rule_config[i]);
     free(a->rule_config);
     free(a->config);
     free(a->rule);
@@ -41,11 +41,9 @@ int qassign_resolve(const struct qrecipe *r, const struct qmodel *m,
     }
     for (int i = 0; i < r->n; i++) {
         const struct qrule *rule = &r->rules[i];
-        if (strcmp(rule->scheme, "float") == 0)
+        if (qrule_is_float(rule))
             continue;
-        struct qscheme_ref ref;
-        if (qhost_find_scheme(h, rule->scheme, &ref, err) < 0 ||
-            qscheme_configure(&ref, rule->params, &a->rule_config[i], err) < 0) {
+        if (qpipeline_configure(h, rule, &a->rule_config[i], err) < 0) {
             rule_error(r, i, err);
             qassign_clear(a);
             return -1;
@@ -86,10 +84,10 @@ char *qassign_recipe_json(const struct qrecipe *r, const struct qassign *a)
     for (int i = 0; i < r->n; i++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "glob", r->rules[i].glob);
-        const struct qscheme_config *c = i < a->n_rules ? a->rule_config[i] : NULL;
+        const struct qpipeline *c = i < a->n_rules ? a->rule_config[i] : NULL;
         if (c) {
-            cJSON_AddStringToObject(o, "scheme", c->ref.scheme->name);
-            cJSON_AddStringToObject(o, "plugin", c->ref.plugin->desc->name);
+            cJSON_AddStringToObject(o, "scheme", c->name);
+            cJSON_AddStringToObject(o, "plugin", c->plugin);
             cJSON *p = cJSON_Parse(c->params_json);
             cJSON_AddItemToObject(o, "params", p ? p : cJSON_CreateObject());
         } else {

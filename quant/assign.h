@@ -4,15 +4,16 @@
 
 #include "error.h"
 #include "model.h"
+#include "pipeline.h"
 #include "plugin_host.h"
 #include "recipe.h"
 
 struct qassign {
     int n_tensors;
     int *rule;                            /* per tensor: deciding rule, -1 = float by default */
-    struct qscheme_config **config;       /* per tensor, borrowed from rule_config; NULL = float */
+    struct qpipeline **config;            /* per tensor, borrowed from rule_config; NULL = float */
     int n_rules;
-    struct qscheme_config **rule_config;  /* per rule; NULL for float rules */
+    struct qpipeline **rule_config;       /* per rule; NULL for float rules */
 };
 
 /* Configures every rule's scheme once and picks each tensor's rule (the
@@ -24,6 +25,7 @@ void qassign_clear(struct qassign *a);
 
 /* The resolved recipe as JSON text (malloc'd):
  * {"rules":[{"glob":"*","scheme":"int","plugin":"int","params":{...}}]} —
+ * (for prune+int: "scheme":"prune+int", "params":{"prune":{...},"int":{...}})
  * every parameter spelled out, so the hash identifies what was run. */
 char *qassign_recipe_json(const struct qrecipe *r, const struct qassign *a);
 

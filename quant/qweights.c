@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plugin_host.h"
+#include "pipeline.h"
 
 /* ---- the dequantized-tensor cache --------------------------------------- */
 
@@ -137,22 +137,18 @@ void qweights_clear(struct qweights *w)
     memset(w, 0, sizeof *w);
 }
 
-static char *entry_key(const struct qtensor *t, const struct qscheme_config *c)
+static char *entry_key(const struct qtensor *t, const struct qpipeline *c)
 {
-    size_t n = strlen(t->name) + strlen(c->ref.plugin->desc->name) + strlen(c->ref.scheme->name) +
-               strlen(c->params_text) + 8;
+    size_t n = strlen(t->name) + strlen(c->key) + 2;
     char *k = malloc(n);
     if (k)
-        snprintf(k, n, "%s\x1f%s/%s:%s", t->name, c->ref.plugin->desc->name,
-                 c->ref.scheme->name, c->params_text);
+        snprintf(k, n, "%s\x1f%s", t->name, c->key);
     return k;
 }
 
-static struct deq_entry *quantize_one(const struct qtensor *t, const struct qscheme_config *c,
+static struct deq_entry *quantize_one(const struct qtensor *t, const struct qpipeline *c,
                                       const struct qlab_host *host, qerr *err)
 {
-    int64_t rows, cols;
-    qtensor_matrix_shape(t, &rows, &cols);
     struct deq_entry *e = calloc(1, sizeof *e);
     if (!e || !(e->key = entry_key(t, c)) ||
         !(e->data = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float)))) {
@@ -162,11 +158,7 @@ static struct deq_entry *quantize_one(const struct qtensor *t, const struct qsch
         return NULL;
     }
     e->numel = t->numel;
-    struct qlab_tensor_view view = {
-        .data = t->f32, .rows = rows, .cols = cols, .ndim = t->ndim, .shape = t->shape,
-        .name = t->name};
-    if (qscheme_size_bits(c, rows, cols, &e->bits, err) < 0 ||
-        qscheme_quantize(c, &view, e->data, host, err) < 0) {
+    if (qpipeline_run(c, t, e->data, &e->bits, host, err) < 0) {
         qerr_prefix(err, "tensor '%s' with %s", t->name, c->label);
         entry_free(e);
         return NULL;
@@ -198,7 +190,7 @@ int qweights_build(const struct qmodel *m, const struct qassign *a, struct qdeq_
             qweights_clear(w);
             return qerr_set(err, "cancelled");
         }
-        const struct qscheme_config *c = a->config[i];
+        const struct qpipeline *c = a->config[i];
         if (!c) {
             q->bits = (uint64_t)t->numel * 32u;
             w->total_bits += q->bits;

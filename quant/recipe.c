@@ -55,81 +55,151 @@ static int valid_scheme_name(const char *s)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+static void rule_free(struct qrule *rule)
+{
+    free(rule->glob);
+    for (int k = 0; k < rule->n_stages; k++) {
+        free(rule->stages[k].scheme);
+        free(rule->stages[k].params);
+    }
+    memset(rule, 0, sizeof *rule);
+}
+
 void qrecipe_clear(struct qrecipe *r)
 {
     if (!r)
         return;
-    for (int i = 0; i < r->n; i++) {
-        free(r->rules[i].glob);
-        free(r->rules[i].scheme);
-        free(r->rules[i].params);
-    }
+    for (int i = 0; i < r->n; i++)
+        rule_free(&r->rules[i]);
     free(r->rules);
     r->rules = NULL;
     r->n = 0;
 }
 
-static int push_rule(struct qrecipe *r, char *glob, char *scheme, char *params, qerr *err)
+/* Takes ownership of rule (also on failure). */
+static int push_rule(struct qrecipe *r, struct qrule *rule, qerr *err)
 {
     struct qrule *rules = realloc(r->rules, (size_t)(r->n + 1) * sizeof *rules);
     if (!rules) {
-        free(glob);
-        free(scheme);
-        free(params);
+        rule_free(rule);
         return qerr_set(err, "out of memory");
     }
     r->rules = rules;
-    r->rules[r->n++] = (struct qrule){
-        .glob = glob, .scheme = scheme, .params = params, .names_leaf = leaf_is_literal(glob)};
+    rule->names_leaf = leaf_is_literal(rule->glob);
+    r->rules[r->n++] = *rule;
     return 0;
 }
 
-/* Checks one rule's parts; `what` names it in messages. */
-static int check_rule(const char *what, const char *glob, const char *scheme, const char *params,
-                      qerr *err)
+int qrule_is_float(const struct qrule *rule)
 {
-    if (!*glob)
-        return qerr_set(err, "%s: no tensor pattern before '='", what);
-    if (!*scheme)
-        return qerr_set(err, "%s: no scheme after '=' (write a scheme name or float)", what);
-    if (!valid_scheme_name(scheme))
-        return qerr_set(err, "%s: '%s' is not a scheme name (letters, digits, _ and one /)", what,
-                        scheme);
-    if (strcmp(scheme, "float") == 0 && *params)
-        return qerr_set(err, "%s: float takes no parameters", what);
+    return rule->n_stages == 1 && strcmp(rule->stages[0].scheme, "float") == 0;
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+/* Where the next stage starts: a '+' followed by a scheme name and then
+ * ':' , '+' or the end ("1e+5" inside a value is no stage break). */
+static const char *next_stage(const char *p)
+{
+    for (; (p = strchr(p, '+')); p++) {
+        const char *q = p + 1;
+        while (isspace((unsigned char)*q))
+            q++;
+        if (*q == 0)
+            return p; /* a trailing '+': an empty stage, reported as such */
+        if (!isalpha((unsigned char)*q) && *q != '_')
+            continue;
+        while (isalnum((unsigned char)*q) || *q == '_' || *q == '/')
+            q++;
+        while (isspace((unsigned char)*q))
+            q++;
+        if (*q == ':' || *q == '+' || *q == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Parses RHS = STAGE[+STAGE] into rule (glob already set); `what` names
+ * the rule in messages. */
+static int parse_rhs(struct qrule *rule, const char *rhs, const char *what, qerr *err)
+{
+    const char *p = rhs;
+    for (;;) {
+        const char *plus = next_stage(p);
+        size_t len = plus ? (size_t)(plus - p) : strlen(p);
+        if (rule->n_stages == QRULE_MAX_STAGES)
+            return qerr_set(err, "%s: at most %d schemes joined with '+' (a pruning step, then "
+                            "a quantizer)", what, QRULE_MAX_STAGES);
+        const char *colon = memchr(p, ':', len);
+        struct qstage *st = &rule->stages[rule->n_stages];
+        st->scheme = trim_dup(p, colon ? (size_t)(colon - p) : len);
+        st->params = colon ? trim_dup(colon + 1, len - (size_t)(colon - p) - 1) : strdup("");
+        rule->n_stages++;
+        if (!st->scheme || !st->params)
+            return qerr_set(err, "out of memory");
+        if (!*st->scheme)
+            return qerr_set(err, "%s: no scheme %s (write a scheme name or float)", what,
+                            rule->n_stages == 1 ? "after '='" : "after '+'");
+        if (!valid_scheme_name(st->scheme))
+            return qerr_set(err, "%s: '%s' is not a scheme name (letters, digits, _ and one /)",
+                            what, st->scheme);
+        if (colon && !*st->params)
+            return qerr_set(err, "%s: nothing after ':' (write key=value,... or drop the ':')",
+                            what);
+        if (strcmp(st->scheme, "float") == 0 && *st->params)
+            return qerr_set(err, "%s: float takes no parameters", what);
+        if (!plus)
+            break;
+        p = plus + 1;
+    }
+    for (int k = 0; k < rule->n_stages && rule->n_stages > 1; k++)
+        if (strcmp(rule->stages[k].scheme, "float") == 0)
+            return qerr_set(err, "%s: float cannot be joined with other schemes", what);
     return 0;
+}
+
+static int add_rule(struct qrecipe *r, const char *glob, size_t glob_len, const char *rhs,
+                    const char *what, qerr *err)
+{
+    struct qrule rule = {.glob = trim_dup(glob, glob_len)};
+    if (!rule.glob)
+        return qerr_set(err, "out of memory");
+    if (!*rule.glob) {
+        rule_free(&rule);
+        return qerr_set(err, "%s: no tensor pattern before '='", what);
+    }
+    if (parse_rhs(&rule, rhs, what, err) < 0) {
+        rule_free(&rule);
+        return -1;
+    }
+    return push_rule(r, &rule, err);
+}
+
+int qrecipe_add_text(struct qrecipe *r, const char *glob, const char *rhs, qerr *err)
+{
+    char what[64];
+    snprintf(what, sizeof what, "rule %d", r->n + 1);
+    return add_rule(r, glob, strlen(glob), rhs, what, err);
 }
 
 int qrecipe_add(struct qrecipe *r, const char *glob, const char *scheme, const char *params,
                 qerr *err)
 {
-    char *g = trim_dup(glob, strlen(glob));
-    char *s = trim_dup(scheme, strlen(scheme));
-    char *p = trim_dup(params ? params : "", params ? strlen(params) : 0);
-    if (!g || !s || !p) {
-        free(g);
-        free(s);
-        free(p);
+    size_t n = strlen(scheme) + (params ? strlen(params) : 0) + 2;
+    char *rhs = malloc(n);
+    if (!rhs)
         return qerr_set(err, "out of memory");
-    }
-    char what[64];
-    snprintf(what, sizeof what, "rule %d", r->n + 1);
-    if (check_rule(what, g, s, p, err) < 0) {
-        free(g);
-        free(s);
-        free(p);
-        return -1;
-    }
-    return push_rule(r, g, s, p, err);
+    snprintf(rhs, n, "%s%s%s", scheme, params && *params ? ":" : "", params ? params : "");
+    int rc = qrecipe_add_text(r, glob, rhs, err);
+    free(rhs);
+    return rc;
 }
 
 void qrecipe_remove(struct qrecipe *r, int i)
 {
     if (i < 0 || i >= r->n)
         return;
-    free(r->rules[i].glob);
-    free(r->rules[i].scheme);
-    free(r->rules[i].params);
+    rule_free(&r->rules[i]);
     memmove(&r->rules[i], &r->rules[i + 1], (size_t)(r->n - i - 1) * sizeof *r->rules);
     r->n--;
 }
@@ -137,17 +207,19 @@ void qrecipe_remove(struct qrecipe *r, int i)
 int qrecipe_copy(const struct qrecipe *src, struct qrecipe *dst, qerr *err)
 {
     struct qrecipe out = {0};
-    for (int i = 0; i < src->n; i++)
-        if (qrecipe_add(&out, src->rules[i].glob, src->rules[i].scheme, src->rules[i].params,
-                        err) < 0) {
+    for (int i = 0; i < src->n; i++) {
+        char *rhs = qrule_rhs(&src->rules[i]);
+        int rc = rhs ? qrecipe_add_text(&out, src->rules[i].glob, rhs, err)
+                     : qerr_set(err, "out of memory");
+        free(rhs);
+        if (rc < 0) {
             qrecipe_clear(&out);
             return -1;
         }
+    }
     *dst = out;
     return 0;
 }
-
-/* ---- parsing ------------------------------------------------------------ */
 
 static int parse_rule(struct qrecipe *r, const char *text, size_t len, int number, qerr *err)
 {
@@ -157,30 +229,10 @@ static int parse_rule(struct qrecipe *r, const char *text, size_t len, int numbe
     char what[600];
     snprintf(what, sizeof what, "rule %d '%.500s'", number, rule);
     const char *eq = strchr(rule, '=');
-    if (!eq) {
-        qerr_set(err, "%s: expected GLOB=SCHEME[:key=value,...]", what);
-        free(rule);
-        return -1;
-    }
-    const char *colon = strchr(eq + 1, ':');
-    char *glob = trim_dup(rule, (size_t)(eq - rule));
-    char *scheme = trim_dup(eq + 1, colon ? (size_t)(colon - eq - 1) : strlen(eq + 1));
-    char *params = colon ? trim_dup(colon + 1, strlen(colon + 1)) : strdup("");
-    int rc;
-    if (!glob || !scheme || !params)
-        rc = qerr_set(err, "out of memory");
-    else if (colon && !*params)
-        rc = qerr_set(err, "%s: nothing after ':' (write key=value,... or drop the ':')", what);
-    else
-        rc = check_rule(what, glob, scheme, params, err);
+    int rc = eq ? add_rule(r, rule, (size_t)(eq - rule), eq + 1, what, err)
+                : qerr_set(err, "%s: expected GLOB=SCHEME[:key=value,...]", what);
     free(rule);
-    if (rc < 0) {
-        free(glob);
-        free(scheme);
-        free(params);
-        return -1;
-    }
-    return push_rule(r, glob, scheme, params, err);
+    return rc;
 }
 
 int qrecipe_parse(const char *text, struct qrecipe *r, qerr *err)
@@ -211,35 +263,60 @@ int qrecipe_parse(const char *text, struct qrecipe *r, qerr *err)
 
 /* ---- printing ----------------------------------------------------------- */
 
+char *qrule_rhs(const struct qrule *rule)
+{
+    size_t n = 1;
+    for (int k = 0; k < rule->n_stages; k++)
+        n += strlen(rule->stages[k].scheme) + strlen(rule->stages[k].params) + 2;
+    char *s = malloc(n), *o = s;
+    if (!s)
+        return NULL;
+    *o = 0;
+    for (int k = 0; k < rule->n_stages; k++) {
+        const struct qstage *st = &rule->stages[k];
+        o += snprintf(o, n - (size_t)(o - s), "%s%s%s%s", k ? "+" : "", st->scheme,
+                      *st->params ? ":" : "", st->params);
+    }
+    return s;
+}
+
 char *qrule_text(const struct qrule *rule)
 {
-    size_t n = strlen(rule->glob) + strlen(rule->scheme) + strlen(rule->params) + 4;
+    char *rhs = qrule_rhs(rule);
+    if (!rhs)
+        return NULL;
+    size_t n = strlen(rule->glob) + strlen(rhs) + 2;
     char *s = malloc(n);
     if (s)
-        snprintf(s, n, "%s=%s%s%s", rule->glob, rule->scheme, *rule->params ? ":" : "",
-                 rule->params);
+        snprintf(s, n, "%s=%s", rule->glob, rhs);
+    free(rhs);
     return s;
 }
 
 char *qrecipe_text(const struct qrecipe *r)
 {
     size_t cap = 1, len = 0;
-    for (int i = 0; i < r->n; i++)
-        cap += strlen(r->rules[i].glob) + strlen(r->rules[i].scheme) +
-               strlen(r->rules[i].params) + 4;
-    char *s = malloc(cap);
-    if (!s)
+    char **parts = calloc((size_t)(r->n ? r->n : 1), sizeof *parts);
+    if (!parts)
         return NULL;
-    s[0] = 0;
     for (int i = 0; i < r->n; i++) {
-        char *one = qrule_text(&r->rules[i]);
-        if (!one) {
-            free(s);
+        if (!(parts[i] = qrule_text(&r->rules[i]))) {
+            for (int j = 0; j < i; j++)
+                free(parts[j]);
+            free(parts);
             return NULL;
         }
-        len += (size_t)snprintf(s + len, cap - len, "%s%s", i ? ";" : "", one);
-        free(one);
+        cap += strlen(parts[i]) + 1;
     }
+    char *s = malloc(cap);
+    if (s) {
+        s[0] = 0;
+        for (int i = 0; i < r->n; i++)
+            len += (size_t)snprintf(s + len, cap - len, "%s%s", i ? ";" : "", parts[i]);
+    }
+    for (int i = 0; i < r->n; i++)
+        free(parts[i]);
+    free(parts);
     return s;
 }
 

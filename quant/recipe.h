@@ -5,11 +5,22 @@
 #include "error.h"
 #include "model.h"
 
-/* One rule. `float` as the scheme keeps matching tensors in float. */
-struct qrule {
-    char *glob;       /* fnmatch pattern over tensor names ('*' crosses dots) */
+/* One step of a rule: a scheme and its parameters. */
+struct qstage {
     char *scheme;     /* "float", "int", "plugin/scheme" */
     char *params;     /* "k=v,k=v" as written (trimmed), "" when none */
+};
+
+#define QRULE_MAX_STAGES 2
+
+/* One rule: GLOB=STAGE[+STAGE], where a stage is SCHEME[:key=value,...].
+ * Two stages are a pruning scheme followed by the scheme that quantizes
+ * the kept values (`prune:pattern=2:4+int:bits=4`). `float` as the only
+ * stage keeps matching tensors in float. */
+struct qrule {
+    char *glob;       /* fnmatch pattern over tensor names ('*' crosses dots) */
+    int n_stages;     /* 1..QRULE_MAX_STAGES */
+    struct qstage stages[QRULE_MAX_STAGES];
     int names_leaf;   /* the glob's last dotted part has no wildcard (".bias",
                          "conv1.weight"): the rule may select biases and norm
                          tensors, which other rules leave in float */
@@ -26,15 +37,22 @@ struct qrecipe {
 int qrecipe_parse(const char *text, struct qrecipe *r, qerr *err);
 void qrecipe_clear(struct qrecipe *r);
 int qrecipe_copy(const struct qrecipe *src, struct qrecipe *dst, qerr *err);
-/* Appends one rule (validated like a parsed one). */
+/* Appends one rule GLOB=SCHEME[:PARAMS] (validated like a parsed one);
+ * params may be NULL. */
 int qrecipe_add(struct qrecipe *r, const char *glob, const char *scheme, const char *params,
                 qerr *err);
+/* Appends GLOB=RHS where RHS is the text after '=' ("prune:...+int:bits=4"). */
+int qrecipe_add_text(struct qrecipe *r, const char *glob, const char *rhs, qerr *err);
+/* "float" when the rule keeps tensors in float. */
+int qrule_is_float(const struct qrule *rule);
 /* Removes rule i. */
 void qrecipe_remove(struct qrecipe *r, int i);
 /* The canonical text "glob=scheme:params;..." ("" for no rules); malloc'd. */
 char *qrecipe_text(const struct qrecipe *r);
 /* The text of rule i alone; malloc'd. */
 char *qrule_text(const struct qrule *rule);
+/* The text after '=' ("int:bits=4", "prune:pattern=2:4+int"); malloc'd. */
+char *qrule_rhs(const struct qrule *rule);
 
 /* Index of the rule that decides a tensor, or -1 (default: float). A
  * rule applies to a tensor when its glob matches the name and either the

@@ -17,13 +17,13 @@ START_TEST(parse_rules_and_params)
                                    &r, &err), 0);
     ck_assert_int_eq(r.n, 4);
     ck_assert_str_eq(r.rules[0].glob, "*");
-    ck_assert_str_eq(r.rules[0].scheme, "int");
-    ck_assert_str_eq(r.rules[0].params, "bits=8, granularity=channel");
-    ck_assert_str_eq(r.rules[1].scheme, "float");
-    ck_assert_str_eq(r.rules[1].params, "");
+    ck_assert_str_eq(r.rules[0].stages[0].scheme, "int");
+    ck_assert_str_eq(r.rules[0].stages[0].params, "bits=8, granularity=channel");
+    ck_assert_str_eq(r.rules[1].stages[0].scheme, "float");
+    ck_assert_str_eq(r.rules[1].stages[0].params, "");
     ck_assert_str_eq(r.rules[2].glob, "fc.weight");
-    ck_assert_str_eq(r.rules[2].scheme, "int");
-    ck_assert_str_eq(r.rules[2].params, "bits=4");
+    ck_assert_str_eq(r.rules[2].stages[0].scheme, "int");
+    ck_assert_str_eq(r.rules[2].stages[0].params, "bits=4");
     ck_assert_int_eq(r.rules[0].names_leaf, 0);
     ck_assert_int_eq(r.rules[1].names_leaf, 0);
     ck_assert_int_eq(r.rules[2].names_leaf, 1);
@@ -37,10 +37,48 @@ START_TEST(parse_rules_and_params)
     ck_assert_int_eq(again.n, 4);
     for (int i = 0; i < 4; i++) {
         ck_assert_str_eq(again.rules[i].glob, r.rules[i].glob);
-        ck_assert_str_eq(again.rules[i].params, r.rules[i].params);
+        ck_assert_str_eq(again.rules[i].stages[0].params, r.rules[i].stages[0].params);
     }
     free(text);
     qrecipe_clear(&again);
+    qrecipe_clear(&r);
+}
+END_TEST
+
+START_TEST(parse_pipelines)
+{
+    struct qrecipe r;
+    qerr err;
+    ck_assert_int_eq(qrecipe_parse("*=prune:pattern=2:4+int:bits=4; fc*=prune : sparsity=0.5 + "
+                                   "q4_0;x=int:percentile=1e+2",
+                                   &r, &err), 0);
+    ck_assert_int_eq(r.n, 3);
+    ck_assert_int_eq(r.rules[0].n_stages, 2);
+    ck_assert_str_eq(r.rules[0].stages[0].scheme, "prune");
+    ck_assert_str_eq(r.rules[0].stages[0].params, "pattern=2:4");
+    ck_assert_str_eq(r.rules[0].stages[1].scheme, "int");
+    ck_assert_str_eq(r.rules[0].stages[1].params, "bits=4");
+    ck_assert_int_eq(r.rules[1].n_stages, 2);
+    ck_assert_str_eq(r.rules[1].stages[0].params, "sparsity=0.5");
+    ck_assert_str_eq(r.rules[1].stages[1].scheme, "q4_0");
+    /* a '+' inside a value is not a new stage */
+    ck_assert_int_eq(r.rules[2].n_stages, 1);
+    ck_assert_str_eq(r.rules[2].stages[0].params, "percentile=1e+2");
+    char *t = qrecipe_text(&r);
+    ck_assert_str_eq(t, "*=prune:pattern=2:4+int:bits=4;fc*=prune:sparsity=0.5+q4_0;"
+                        "x=int:percentile=1e+2");
+    free(t);
+    qrecipe_clear(&r);
+    ck_assert_int_eq(qrecipe_parse("*=a+b+c", &r, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "at most 2 schemes"));
+    ck_assert_int_eq(qrecipe_parse("*=prune+float", &r, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "float cannot be joined"));
+    ck_assert_int_eq(qrecipe_parse("*=prune+", &r, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no scheme after '+'"));
+    /* qrecipe_add takes a single scheme, or a whole right-hand side */
+    ck_assert_int_eq(qrecipe_add(&r, "w", "prune", "pattern=4:8+int:bits=8", &err), 0);
+    ck_assert_int_eq(r.rules[0].n_stages, 2);
+    ck_assert_str_eq(r.rules[0].stages[1].params, "bits=8");
     qrecipe_clear(&r);
 }
 END_TEST
@@ -165,6 +203,7 @@ int main(void)
     TCase *core = tcase_create("Core");
     tcase_add_test(core, parse_rules_and_params);
     tcase_add_test(core, parse_empty);
+    tcase_add_test(core, parse_pipelines);
     tcase_add_test(core, last_matching_rule_wins);
     tcase_add_test(core, biases_and_norms_stay_float_unless_named);
     tcase_add_test(core, glob_details);

@@ -349,7 +349,8 @@ static const struct ui_screen_ops params_ops = {
 static void initial_values(struct tui *t, struct params_dialog *d)
 {
     const struct qassign *a = wb_assign(t->w);
-    const struct qscheme_config *cur = a && !d->glob ? a->config[d->tensor] : NULL;
+    const struct qscheme_config *cur =
+        a && !d->glob && a->config[d->tensor] ? qpipeline_main(a->config[d->tensor]) : NULL;
     if (cur && cur->ref.scheme == d->ref.scheme) {
         memcpy(d->v, cur->values, (size_t)d->n * sizeof *d->v);
         return;

@@ -54,7 +54,8 @@ static int current_row(struct tui *t, const struct picker *p)
     if (p->glob || !a || !a->config[p->tensor])
         return 0;
     for (int i = 0; i < p->n; i++)
-        if (p->rows[i].kind == ROW_SCHEME && p->rows[i].ref.scheme == a->config[p->tensor]->ref.scheme)
+        if (p->rows[i].kind == ROW_SCHEME &&
+            p->rows[i].ref.scheme == qpipeline_main(a->config[p->tensor])->ref.scheme)
             return i;
     return 0;
 }
