@@ -19,6 +19,7 @@ BINDIR     = $(PREFIX)/bin
 LIBDIR     = $(PREFIX)/lib/qlab
 INCDIR     = $(PREFIX)/include/qlab
 DATADIR    = $(PREFIX)/share/qlab
+PCDIR      = $(PREFIX)/lib/pkgconfig
 
 VERSION    = 0.1.0
 DIGITS_CSV ?= ../shared/data/digits/digits.csv.gz
@@ -137,18 +138,20 @@ sample-models: $(TRAINER)
 bench: $(BUILD)/qlab $(PLUGINS) $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD)
 
-# install: the binary, built-in plugins, the plugin header and the sample models
+# install: the binary, built-in plugins, the plugin SDK (header, qlab-plugin.pc) and the sample models
 install: $(BUILD)/qlab $(PLUGINS)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/plugins $(DESTDIR)$(INCDIR) $(DESTDIR)$(DATADIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/plugins $(DESTDIR)$(INCDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(PCDIR)
 	install -m 755 $(BUILD)/qlab $(DESTDIR)$(BINDIR)/qlab
-	install -m 755 $(PLUGINS) $(DESTDIR)$(LIBDIR)/plugins/
+	install -m 755 $(filter-out %/example.so,$(PLUGINS)) $(DESTDIR)$(LIBDIR)/plugins/
 	install -m 644 plugins/qlab_plugin.h $(DESTDIR)$(INCDIR)/qlab_plugin.h
+	printf 'prefix=%s\nincludedir=$${prefix}/include/qlab\nplugindir=$${prefix}/lib/qlab/plugins\n\nName: qlab-plugin\nDescription: ABI header for qlab quantization scheme plugins\nVersion: %s\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(VERSION)' > $(DESTDIR)$(PCDIR)/qlab-plugin.pc
 	install -d $(DESTDIR)$(DATADIR)/sample-models
 	cp -R sample-models/digits sample-models/digits-mlp sample-models/digits-cnn sample-models/README.md $(DESTDIR)$(DATADIR)/sample-models/
 
 # uninstall: remove what install put in place
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/qlab $(DESTDIR)$(INCDIR)/qlab_plugin.h
+	rm -f $(DESTDIR)$(BINDIR)/qlab $(DESTDIR)$(INCDIR)/qlab_plugin.h $(DESTDIR)$(PCDIR)/qlab-plugin.pc
 	rm -rf $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DATADIR)
 	-rmdir $(DESTDIR)$(INCDIR) 2>/dev/null
 

@@ -49,6 +49,7 @@ int cli_info(struct cli *c);
 int cli_eval(struct cli *c);
 int cli_runs(struct cli *c);
 int cli_plugins(struct cli *c);
+int cli_quant(struct cli *c);
 int cli_tui(struct cli *c);
 
 #endif

@@ -20,6 +20,9 @@ static const char usage[] =
     "  runs list           recorded runs, newest first\n"
     "  runs show ID        one run with its per-tensor table\n"
     "  plugins             plugins, their schemes and parameters\n"
+    "  plugins check FILE  exercise a plugin on random and edge-case tensors\n"
+    "  quant FILE.safetensors --tensor NAME --scheme S -o OUT\n"
+    "                      quantize one tensor outside a model (.deq and .q)\n"
     "\n"
     "Options (anywhere on the line):\n"
     "  --db FILE           database (default $XDG_DATA_HOME/qlab/qlab.db,\n"
@@ -39,7 +42,7 @@ struct command {
 
 static const struct command commands[] = {
     {"tui", cli_tui},   {"info", cli_info},       {"eval", cli_eval},
-    {"runs", cli_runs}, {"plugins", cli_plugins},
+    {"runs", cli_runs}, {"plugins", cli_plugins}, {"quant", cli_quant},
 };
 
 /* Pulls the global options out of argv, wherever they are; what is left
@@ -118,7 +121,7 @@ int main(int argc, char **argv)
         if (strcmp(rest[0], commands[i].name) == 0)
             cmd = &commands[i];
     if (!cmd) {
-        fprintf(stderr, "qlab: unknown command '%s' (commands: tui, info, eval, runs, plugins; "
+        fprintf(stderr, "qlab: unknown command '%s' (commands: tui, info, eval, runs, plugins, quant; "
                 "see qlab --help)\n", rest[0]);
         free(rest);
         return EXIT_USAGE;

@@ -106,14 +106,16 @@ static int valid_name(const char *s, int allow_upper)
     return n > 0;
 }
 
-/* Enum choices are typed in "k=v,k=v" text, so they may not hold the
- * separators or blanks. */
+/* Enum choices are typed in "k=v,k=v" text inside a recipe, so they may
+ * not hold those separators, blanks or the '+' that joins schemes; a ':'
+ * is fine ("pattern=2:4"). */
 static int valid_choice(const char *s)
 {
     size_t n = 0;
     for (; s[n]; n++) {
         unsigned char c = (unsigned char)s[n];
-        if (c <= ' ' || c == ',' || c == '=' || c == ':' || c >= 0x7f || n >= NAME_MAX_LEN)
+        if (c <= ' ' || c == ',' || c == '=' || c == '+' || c == ';' || c >= 0x7f ||
+            n >= NAME_MAX_LEN)
             return 0;
     }
     return n > 0;
@@ -173,8 +175,9 @@ static int check_enum_param(const struct qlab_param *p, qerr *err)
                         MAX_CHOICES);
     for (int i = 0; i < n; i++) {
         if (!valid_choice(p->choices[i]))
-            return qerr_set(err, "choice %d '%.64s' is empty or holds blanks, ',', '=' or ':'",
-                            i, p->choices[i]);
+            return qerr_set(err,
+                            "choice %d '%.64s' is empty or holds blanks, ',', '=', ';' or '+'", i,
+                            p->choices[i]);
         for (int j = 0; j < i; j++)
             if (strcasecmp(p->choices[i], p->choices[j]) == 0)
                 return qerr_set(err, "choice '%s' appears twice", p->choices[i]);

@@ -33,8 +33,47 @@ void ggml_dequantize_row_q5_K(const void *x, float *y, int64_t k);
 void ggml_quantize_row_q6_K(const float *x, void *y, int64_t k);
 void ggml_dequantize_row_q6_K(const void *x, float *y, int64_t k);
 
+/* The legacy 32-value types, in legacy.c */
+void ggml_quantize_row_q4_0(const float *x, void *y, int64_t k);
+void ggml_dequantize_row_q4_0(const void *x, float *y, int64_t k);
+void ggml_quantize_row_q4_1(const float *x, void *y, int64_t k);
+void ggml_dequantize_row_q4_1(const void *x, float *y, int64_t k);
+void ggml_quantize_row_q5_0(const float *x, void *y, int64_t k);
+void ggml_dequantize_row_q5_0(const void *x, float *y, int64_t k);
+void ggml_quantize_row_q5_1(const float *x, void *y, int64_t k);
+void ggml_dequantize_row_q5_1(const void *x, float *y, int64_t k);
+void ggml_quantize_row_q8_0(const float *x, void *y, int64_t k);
+void ggml_dequantize_row_q8_0(const void *x, float *y, int64_t k);
+
+/* The non-linear 4-bit type, in iq4_nl.c */
+void ggml_quantize_row_iq4_nl(const float *x, void *y, int64_t k);
+void ggml_dequantize_row_iq4_nl(const void *x, float *y, int64_t k);
+
+/* The ternary types, in ternary.c */
+void ggml_quantize_row_tq1_0(const float *x, void *y, int64_t k);
+void ggml_dequantize_row_tq1_0(const void *x, float *y, int64_t k);
+void ggml_quantize_row_tq2_0(const float *x, void *y, int64_t k);
+void ggml_dequantize_row_tq2_0(const void *x, float *y, int64_t k);
+
+/* OCP microscaling FP4, in mxfp4.c */
+void ggml_quantize_row_mxfp4(const float *x, void *y, int64_t k);
+void ggml_dequantize_row_mxfp4(const void *x, float *y, int64_t k);
+
 /* fp16 <-> fp32 as ggml does it (shared by every file of the plugin), in ggml.c */
 float ggml_fp16_to_fp32(uint16_t h);
 uint16_t ggml_fp32_to_fp16(float f);
+
+/* An fp16 field of a block, little-endian as in GGUF, at any alignment. */
+static inline void ggml_put_half(uint8_t *p, float f)
+{
+    uint16_t h = ggml_fp32_to_fp16(f);
+    p[0] = (uint8_t)(h & 0xFF);
+    p[1] = (uint8_t)(h >> 8);
+}
+
+static inline float ggml_get_half(const uint8_t *p)
+{
+    return ggml_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8)));
+}
 
 #endif
