@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "quant/safetensors.h"
 #include "test_util.h"
 
 #define CNN "sample-models/digits-cnn"
@@ -367,6 +368,105 @@ START_TEST(plugin_errors_are_clear)
 }
 END_TEST
 
+/* ---- plugins check and quant -------------------------------------------------------- */
+
+START_TEST(plugins_check_passes_good_and_fails_broken)
+{
+    const char *db = tu_path("check.db");
+    char args[2048], *out, *err;
+    snprintf(args, sizeof args, "plugins check '%s' --json", tu_plugin("int.so"));
+    cJSON *r = qlab_json(db, args);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok")));
+    const cJSON *s0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "schemes"), 0);
+    ck_assert_int_ge(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s0, "cases")), 6);
+    cJSON_Delete(r);
+    snprintf(args, sizeof args, "plugins check '%s'", tu_test_plugin("broken_nan.so"));
+    ck_assert_int_eq(qlab(db, args, &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(out, "FAIL"));
+    ck_assert_ptr_nonnull(strstr(out, "produced NaN"));
+    free(out), free(err);
+    snprintf(args, sizeof args, "plugins check '%s'", tu_test_plugin("broken_abi.so"));
+    ck_assert_int_eq(qlab(db, args, &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(out, "ABI 99"));
+    free(out), free(err);
+}
+END_TEST
+
+START_TEST(quant_writes_deq_and_packed_bytes)
+{
+    const char *db = tu_path("quant.db");
+    char out_path[1024], args[2048];
+    snprintf(out_path, sizeof out_path, "%s", tu_path("conv3.q4_0.safetensors"));
+    snprintf(args, sizeof args,
+             "quant " CNN "/model.safetensors --tensor conv3.weight --scheme q4_0 -o '%s' --json",
+             out_path);
+    cJSON *r = qlab_json(db, args);
+    ck_assert_double_eq(num(r, "bits_per_weight"), 4.5);
+    ck_assert_double_eq(num(r, "gguf_type"), 2);
+    cJSON_Delete(r);
+    struct st_file *f;
+    qerr e;
+    ck_assert_msg(st_open(out_path, &f, &e) == 0, "%s", e.msg);
+    const struct qtensor *deq = st_find(f, "conv3.weight.deq"), *q = st_find(f, "conv3.weight.q");
+    ck_assert_ptr_nonnull(deq);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_int_eq(deq->ndim, 4);
+    ck_assert_int_eq(deq->numel, 32 * 32 * 9);
+    /* 288 values per row: 9 blocks of 18 bytes */
+    ck_assert_int_eq(q->dtype, QDT_U8);
+    ck_assert_int_eq(q->shape[0], 32);
+    ck_assert_int_eq(q->shape[1], 9 * 18);
+    ck_assert_str_eq(st_meta_get(f, "scheme"), "q4_0");
+    st_close(f);
+    /* a pipeline writes the dequantized values only */
+    snprintf(args, sizeof args,
+             "quant " CNN "/model.safetensors --tensor conv3.weight --scheme "
+             "'prune:pattern=2:4+int:bits=4' -o '%s' --json",
+             out_path);
+    r = qlab_json(db, args);
+    ck_assert_double_eq(num(r, "packed_bytes"), 0);
+    /* 2:4: half the values at 4 bits, a 32-bit scale per row, 1 bit of index per value */
+    ck_assert_double_eq_tol(num(r, "bits_per_weight"), 0.5 * 4 + 32.0 / 288 + 1, 1e-9);
+    cJSON_Delete(r);
+    /* a block format refuses rows it cannot hold, saying so */
+    char *out, *err;
+    snprintf(args, sizeof args,
+             "quant " CNN "/model.safetensors --tensor conv3.weight --scheme q4_K -o '%s'",
+             out_path);
+    ck_assert_int_eq(qlab(db, args, &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "256"));
+    ck_assert_int_eq(count_lines(err), 1);
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "quant " CNN "/model.safetensors --tensor nope --scheme int -o x",
+                          &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "no tensor named 'nope'"));
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "quant " CNN "/model.safetensors --scheme int", &out, &err), 2);
+    free(out), free(err);
+}
+END_TEST
+
+START_TEST(eval_with_pruning_and_other_plugins)
+{
+    const char *db = tu_path("pipe.db");
+    /* conv1's rows hold 9 values, which 2:4 cannot split: a later rule keeps it dense */
+    cJSON *r = eval_json(db, CNN, "*=prune:pattern=2:4+int:bits=8;conv1.weight=int:bits=8");
+    const cJSON *t = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "tensors"), 2);
+    ck_assert_str_eq(str(t, "name"), "conv2.weight");
+    ck_assert_str_eq(str(t, "scheme"), "prune+int");
+    ck_assert_str_eq(str(t, "plugin"), "prune+int");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(t, "params");
+    ck_assert_str_eq(str(cJSON_GetObjectItemCaseSensitive(params, "prune"), "pattern"), "2:4");
+    ck_assert_double_eq(num(cJSON_GetObjectItemCaseSensitive(params, "int"), "bits"), 8);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "plugins")), 2);
+    cJSON_Delete(r);
+    char *out, *err;
+    ck_assert_int_eq(qlab(db, "eval " CNN " --quant '*=int+prune'", &out, &err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "does not prune"));
+    free(out), free(err);
+}
+END_TEST
+
 /* ---- kill -9 and Ctrl-C -------------------------------------------------------------- */
 
 /* Starts qlab eval with the slow plugin in the background; returns its pid. */
@@ -460,6 +560,9 @@ int main(void)
     tcase_add_test(core, plugins_lists_int);
     tcase_add_test(core, eval_int8_close_int2_lower_and_listed);
     tcase_add_test(core, float_reference_is_computed_once);
+    tcase_add_test(core, plugins_check_passes_good_and_fails_broken);
+    tcase_add_test(core, quant_writes_deq_and_packed_bytes);
+    tcase_add_test(core, eval_with_pruning_and_other_plugins);
     suite_add_tcase(s, core);
     TCase *errors = tcase_create("Errors");
     tcase_set_timeout(errors, 120);

@@ -529,7 +529,8 @@ static int float_pack(const void *handle, const struct qlab_tensor_view *in, uin
     return 0;
 }
 
-/* n codes at p into y, times 2^shift, then times s unless s is NAN. */
+/* n codes at p into y: each value times 2^shift, then times s when use_s;
+ * row and col0 name the first one in errors. */
 static int unpack_codes(const struct mf_format *f, const uint8_t *p, int64_t n, int shift,
                         float s, int use_s, float *y, int64_t row, int64_t col0, char *err,
                         size_t err_size)
@@ -591,9 +592,12 @@ static int float_unpack(const void *handle, const uint8_t *in, int64_t in_size, 
 {
     const struct float_cfg *c = handle;
     int64_t rb, need, n;
-    if (rows < 0 || row_bytes(c, cols, &rb, err, err_size))
-        return rows < 0 ? snprintf(err, err_size, "invalid row count %lld", (long long)rows),
-               -1 : -1;
+    if (rows < 0) {
+        snprintf(err, err_size, "invalid row count %lld", (long long)rows);
+        return -1;
+    }
+    if (row_bytes(c, cols, &rb, err, err_size))
+        return -1;
     if (__builtin_mul_overflow(rb, rows, &need) || need != in_size ||
         __builtin_mul_overflow(rows, cols, &n) || n > out_capacity) {
         snprintf(err, err_size, "%lld bytes given for %lld x %lld values (%lld bytes per row, "

@@ -5,14 +5,14 @@
  * llama.cpp build 4748) operation for operation: the same float types, the
  * same evaluation order, the same rounding and the same search parameters.
  * A change of one ulp anywhere changes bytes, so expressions below are
- * written in the order ggml evaluates them, and the file must be compiled
- * without floating-point contraction (ISO C mode, as the Makefile does;
- * no -ffast-math).
+ * written in the order ggml evaluates them, and must be compiled without
+ * floating-point contraction into FMAs (see the pragma below) and
+ * without -ffast-math.
  *
- * Blocks are 256 values (QK_K). They are built in a local struct and
- * copied out with memcpy, so the caller's buffer needs no alignment.
- * fp16 fields are stored in host order, which is little-endian on every
- * machine qlab targets, as in GGUF files.
+ * Blocks are 256 values (QK_K). Every field is bytes (fp16 fields go
+ * through ggml_put_half/ggml_get_half, little-endian as in GGUF files),
+ * and blocks are built in a local struct and copied out, so neither the
+ * caller's buffer alignment nor the host's byte order matters.
  */
 #include <assert.h>
 #include <math.h>
@@ -21,6 +21,15 @@
 #include <string.h>
 
 #include "ggml_types.h"
+
+/* One fused multiply-add where ggml rounds twice changes bytes, so
+ * contraction is off whatever the flags: clang contracts within an
+ * expression by default, GCC everywhere in GNU C mode (-std=gnu11). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 
 /* ---- block layouts (as in ggml-common.h) ------------------------------- */
 
@@ -32,8 +41,8 @@
 struct blk_q2_K {             /* 2.625 bits per weight */
     uint8_t scales[QK_K / 16];   /* per 16 values: low nibble scale, high nibble min */
     uint8_t qs[QK_K / 4];        /* 2-bit quants */
-    uint16_t d;                  /* fp16, super-block scale of the scales */
-    uint16_t dmin;               /* fp16, super-block scale of the mins */
+    uint8_t d[2];                /* fp16, super-block scale of the scales */
+    uint8_t dmin[2];             /* fp16, super-block scale of the mins */
 };
 static_assert(sizeof(struct blk_q2_K) == 84, "q2_K block is 84 bytes");
 
@@ -41,21 +50,21 @@ struct blk_q3_K {             /* 3.4375 bits per weight */
     uint8_t hmask[QK_K / 8];     /* high bit of each quant */
     uint8_t qs[QK_K / 4];        /* low 2 bits of each quant */
     uint8_t scales[12];          /* 16 6-bit scales, packed */
-    uint16_t d;                  /* fp16, super-block scale */
+    uint8_t d[2];                /* fp16, super-block scale */
 };
 static_assert(sizeof(struct blk_q3_K) == 110, "q3_K block is 110 bytes");
 
 struct blk_q4_K {             /* 4.5 bits per weight */
-    uint16_t d;                  /* fp16, super-block scale of the scales */
-    uint16_t dmin;               /* fp16, super-block scale of the mins */
+    uint8_t d[2];                /* fp16, super-block scale of the scales */
+    uint8_t dmin[2];             /* fp16, super-block scale of the mins */
     uint8_t scales[K_SCALE_SIZE];/* 8 6-bit scales and 8 6-bit mins, packed */
     uint8_t qs[QK_K / 2];        /* 4-bit quants */
 };
 static_assert(sizeof(struct blk_q4_K) == 144, "q4_K block is 144 bytes");
 
 struct blk_q5_K {             /* 5.5 bits per weight */
-    uint16_t d;                  /* fp16, super-block scale of the scales */
-    uint16_t dmin;               /* fp16, super-block scale of the mins */
+    uint8_t d[2];                /* fp16, super-block scale of the scales */
+    uint8_t dmin[2];             /* fp16, super-block scale of the mins */
     uint8_t scales[K_SCALE_SIZE];/* as in q4_K */
     uint8_t qh[QK_K / 8];        /* 5th bit of each quant */
     uint8_t qs[QK_K / 2];        /* low 4 bits of each quant */
@@ -66,7 +75,7 @@ struct blk_q6_K {             /* 6.5625 bits per weight */
     uint8_t ql[QK_K / 2];        /* low 4 bits of each quant */
     uint8_t qh[QK_K / 4];        /* high 2 bits of each quant */
     int8_t scales[QK_K / 16];    /* 8-bit signed scale per 16 values */
-    uint16_t d;                  /* fp16, super-block scale */
+    uint8_t d[2];                /* fp16, super-block scale */
 };
 static_assert(sizeof(struct blk_q6_K) == 210, "q6_K block is 210 bytes");
 
@@ -354,10 +363,10 @@ void ggml_quantize_row_q2_K(const float *x, void *y, int64_t k)
             float iscale = q4scale / max_scale;
             for (int j = 0; j < QK_K / 16; ++j)
                 b.scales[j] = (uint8_t)nearest_int(iscale * scales[j]);
-            b.d = ggml_fp32_to_fp16(max_scale / q4scale);
+            ggml_put_half(b.d, max_scale / q4scale);
         } else {
             memset(b.scales, 0, sizeof b.scales);
-            b.d = ggml_fp32_to_fp16(0.f);
+            ggml_put_half(b.d, 0.f);
         }
         if (max_min > 0) {
             float iscale = q4scale / max_min;
@@ -366,17 +375,17 @@ void ggml_quantize_row_q2_K(const float *x, void *y, int64_t k)
                 unsigned l = (unsigned)nearest_int(iscale * mins[j]);
                 b.scales[j] = (uint8_t)(b.scales[j] | (l << 4));
             }
-            b.dmin = ggml_fp32_to_fp16(max_min / q4scale);
+            ggml_put_half(b.dmin, max_min / q4scale);
         } else {
-            b.dmin = ggml_fp32_to_fp16(0.f);
+            ggml_put_half(b.dmin, 0.f);
         }
 
         /* requantize against the scales as they will be decoded */
         for (int j = 0; j < QK_K / 16; ++j) {
-            const float d = ggml_fp16_to_fp32(b.d) * (b.scales[j] & 0xF);
+            const float d = ggml_get_half(b.d) * (b.scales[j] & 0xF);
             if (!d)
                 continue;
-            const float dm = ggml_fp16_to_fp32(b.dmin) * (b.scales[j] >> 4);
+            const float dm = ggml_get_half(b.dmin) * (b.scales[j] >> 4);
             for (int ii = 0; ii < 16; ++ii)
                 L[16 * j + ii] = (uint8_t)iclamp(nearest_int((x[16 * j + ii] + dm) / d), 0, 3);
         }
@@ -394,8 +403,8 @@ void ggml_dequantize_row_q2_K(const void *x, float *y, int64_t k)
     for (int64_t i = 0; i < nb; ++i) {
         struct blk_q2_K b;
         memcpy(&b, in + i * (int64_t)sizeof b, sizeof b);
-        const float d = ggml_fp16_to_fp32(b.d);
-        const float min = ggml_fp16_to_fp32(b.dmin);
+        const float d = ggml_get_half(b.d);
+        const float min = ggml_get_half(b.dmin);
         const uint8_t *q = b.qs;
         int is = 0;
         for (int n = 0; n < QK_K; n += 128, q += 32) {
@@ -447,15 +456,15 @@ void ggml_quantize_row_q3_K(const float *x, void *y, int64_t k)
                     b.scales[j - 8] |= (uint8_t)((l & 0xF) << 4);
                 b.scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
             }
-            b.d = ggml_fp32_to_fp16(1 / iscale);
+            ggml_put_half(b.d, 1 / iscale);
         } else {
-            b.d = ggml_fp32_to_fp16(0.f);
+            ggml_put_half(b.d, 0.f);
         }
 
         /* requantize against the decoded scales; a zero scale keeps the
          * levels the group search chose */
         for (int j = 0; j < QK_K / 16; ++j) {
-            float d = ggml_fp16_to_fp32(b.d) * q3_K_scale(b.scales, j);
+            float d = ggml_get_half(b.d) * q3_K_scale(b.scales, j);
             if (!d)
                 continue;
             for (int ii = 0; ii < 16; ++ii)
@@ -488,7 +497,7 @@ void ggml_dequantize_row_q3_K(const void *x, float *y, int64_t k)
     for (int64_t i = 0; i < nb; ++i) {
         struct blk_q3_K b;
         memcpy(&b, in + i * (int64_t)sizeof b, sizeof b);
-        const float d_all = ggml_fp16_to_fp32(b.d);
+        const float d_all = ggml_get_half(b.d);
         const uint8_t *q = b.qs;
         unsigned m = 1;
         int is = 0;
@@ -513,8 +522,8 @@ void ggml_dequantize_row_q3_K(const void *x, float *y, int64_t k)
  * with nmax levels, then the 6-bit scales/mins, d and dmin, then the
  * requantized levels L (0..nmax) against the decoded scales. */
 static void quantize_kx_scales(const float *x, int nmax, float rmin, int nstep,
-                               uint8_t scales_out[K_SCALE_SIZE], uint16_t *d_out,
-                               uint16_t *dmin_out, uint8_t L[QK_K])
+                               uint8_t scales_out[K_SCALE_SIZE], uint8_t d_out[2],
+                               uint8_t dmin_out[2], uint8_t L[QK_K])
 {
     uint8_t Laux[32];
     float weights[32], mins[QK_K / 32], scales[QK_K / 32];
@@ -544,16 +553,16 @@ static void quantize_kx_scales(const float *x, int nmax, float rmin, int nstep,
         uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
         put_scale_min_k4(j, scales_out, ls < 63 ? ls : 63, lm < 63 ? lm : 63);
     }
-    *d_out = ggml_fp32_to_fp16(max_scale / 63.f);
-    *dmin_out = ggml_fp32_to_fp16(max_min / 63.f);
+    ggml_put_half(d_out, max_scale / 63.f);
+    ggml_put_half(dmin_out, max_min / 63.f);
 
     for (int j = 0; j < QK_K / 32; ++j) {
         uint8_t sc, m;
         get_scale_min_k4(j, scales_out, &sc, &m);
-        const float d = ggml_fp16_to_fp32(*d_out) * sc;
+        const float d = ggml_get_half(d_out) * sc;
         if (!d)
             continue;
-        const float dm = ggml_fp16_to_fp32(*dmin_out) * m;
+        const float dm = ggml_get_half(dmin_out) * m;
         for (int ii = 0; ii < 32; ++ii)
             L[32 * j + ii] = (uint8_t)iclamp(nearest_int((x[32 * j + ii] + dm) / d), 0, nmax);
     }
@@ -568,7 +577,7 @@ void ggml_quantize_row_q4_K(const float *x, void *y, int64_t k)
     for (int64_t i = 0; i < nb; ++i, x += QK_K) {
         struct blk_q4_K b;
         uint8_t L[QK_K];
-        quantize_kx_scales(x, 15, -1.f, 20, b.scales, &b.d, &b.dmin, L);
+        quantize_kx_scales(x, 15, -1.f, 20, b.scales, b.d, b.dmin, L);
         /* each 32-byte group: values j..j+31 low nibbles, j+32..j+63 high */
         for (int j = 0; j < QK_K; j += 64)
             for (int l = 0; l < 32; ++l)
@@ -586,8 +595,8 @@ void ggml_dequantize_row_q4_K(const void *x, float *y, int64_t k)
     for (int64_t i = 0; i < nb; ++i) {
         struct blk_q4_K b;
         memcpy(&b, in + i * (int64_t)sizeof b, sizeof b);
-        const float d = ggml_fp16_to_fp32(b.d);
-        const float min = ggml_fp16_to_fp32(b.dmin);
+        const float d = ggml_get_half(b.d);
+        const float min = ggml_get_half(b.dmin);
         const uint8_t *q = b.qs;
         for (int is = 0; is < QK_K / 32; is += 2, q += 32) {
             uint8_t sc, m;
@@ -612,7 +621,7 @@ void ggml_quantize_row_q5_K(const float *x, void *y, int64_t k)
     for (int64_t i = 0; i < nb; ++i, x += QK_K) {
         struct blk_q5_K b;
         uint8_t L[QK_K];
-        quantize_kx_scales(x, 31, -0.5f, 15, b.scales, &b.d, &b.dmin, L);
+        quantize_kx_scales(x, 31, -0.5f, 15, b.scales, b.d, b.dmin, L);
         /* as q4_K, with the 5th bit of values n+j and n+j+32 (n = 0, 64,
          * 128, 192) in bits 2n/64 and 2n/64 + 1 of qh[j] */
         memset(b.qh, 0, sizeof b.qh);
@@ -644,8 +653,8 @@ void ggml_dequantize_row_q5_K(const void *x, float *y, int64_t k)
     for (int64_t i = 0; i < nb; ++i) {
         struct blk_q5_K b;
         memcpy(&b, in + i * (int64_t)sizeof b, sizeof b);
-        const float d = ggml_fp16_to_fp32(b.d);
-        const float min = ggml_fp16_to_fp32(b.dmin);
+        const float d = ggml_get_half(b.d);
+        const float min = ggml_get_half(b.dmin);
         const uint8_t *ql = b.qs;
         unsigned u1 = 1, u2 = 2;
         for (int is = 0; is < QK_K / 32; is += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
@@ -688,18 +697,18 @@ void ggml_quantize_row_q6_K(const float *x, void *y, int64_t k)
         memset(&b, 0, sizeof b);
         if (max_abs_scale < GROUP_MAX_EPS) {
             /* an all-(near-)zero block is all zero bytes, d = +0 */
-            b.d = ggml_fp32_to_fp16(0.f);
+            ggml_put_half(b.d, 0.f);
             memcpy(out + i * (int64_t)sizeof b, &b, sizeof b);
             continue;
         }
 
         float iscale = -128.f / max_scale;
-        b.d = ggml_fp32_to_fp16(1 / iscale);
+        ggml_put_half(b.d, 1 / iscale);
         for (int ib = 0; ib < QK_K / 16; ++ib)
             b.scales[ib] = (int8_t)imin(127, nearest_int(iscale * scales[ib]));
 
         for (int j = 0; j < QK_K / 16; ++j) {
-            float d = ggml_fp16_to_fp32(b.d) * b.scales[j];
+            float d = ggml_get_half(b.d) * b.scales[j];
             if (!d)
                 continue;
             for (int ii = 0; ii < 16; ++ii)
@@ -731,7 +740,7 @@ void ggml_dequantize_row_q6_K(const void *x, float *y, int64_t k)
     for (int64_t i = 0; i < nb; ++i) {
         struct blk_q6_K b;
         memcpy(&b, in + i * (int64_t)sizeof b, sizeof b);
-        const float d = ggml_fp16_to_fp32(b.d);
+        const float d = ggml_get_half(b.d);
         for (int n = 0; n < QK_K / 128; ++n) {
             const uint8_t *ql = b.ql + 64 * n, *qh = b.qh + 32 * n;
             const int8_t *sc = b.scales + 8 * n;

@@ -439,7 +439,7 @@ static void select_ranks(const float *x, int64_t n, int magnitude, int nk, const
         }
         for (int t = 0; t < nk; t++) {
             uint32_t b = 0;
-            while (want[t] >= hist[t][b]) /* the bucket holding rank want[t] */
+            while (b < 255 && want[t] >= hist[t][b]) /* the bucket holding rank want[t] */
                 want[t] -= hist[t][b++];
             prefix[t] |= b << shift;
         }
@@ -534,8 +534,6 @@ static enum grid_status mse_grid(const struct job *jb, const float *x, int64_t n
             continue;
         if (have && g.scale == best->scale && g.zero == best->zero)
             continue; /* the same grid (e8m0 scales repeat): the larger r is kept */
-        if (!(g.scale > 0) && have)
-            continue; /* all zeros: never better than r = 1's grid of the same range */
         double sse = grid_sse(&g, x, n, best_sse);
         if (!have || sse < best_sse) {
             *best = g;
