@@ -54,7 +54,8 @@ MAIN_OBJ  = $(BUILD)/obj/app/main.o
 PLUGINS   = $(patsubst plugins/%/,$(BUILD)/plugins/%.so,$(wildcard plugins/*/))
 TEST_SRC  = $(wildcard tests/check_*.c)
 TESTS     = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TEST_PLUGINS = $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
+TEST_PLUGINS = $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c)) \
+               $(BUILD)/tests/plugins/ggml_uninit_fp16.so
 TRAINER   = $(BUILD)/tools/train_digits
 BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
@@ -104,6 +105,12 @@ $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) plu
 $(BUILD)/tests/plugins/%.so: tests/plugins/%.c $(wildcard tests/plugins/*.h) plugins/qlab_plugin.h | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) -shared -o $@ $< $(ALL_LDFLAGS) -lm
+
+# The ggml plugin as a ggml program that skipped ggml_init() decodes fp16 (all +0):
+# how the shared reference vectors were made, so tests can reproduce them exactly.
+$(BUILD)/tests/plugins/ggml_uninit_fp16.so: $(wildcard plugins/ggml/*.c) $(wildcard plugins/ggml/*.h) plugins/qlab_plugin.h | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) -DQLAB_GGML_EMULATE_UNINIT_FP16 -shared -o $@ $(filter %.c,$^) $(ALL_LDFLAGS) -lm
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/obj/tests/test_util.o $(BUILD)/libqlab.a
 	@mkdir -p $(@D)

@@ -11,8 +11,8 @@
  * raw quantize call on the same handle, so the host's overhead shows.
  *
  * Output: a header line starting with '#', then one tab-separated line per
- * run: tag, plugin/scheme, params, host MB/s, raw MB/s, bits/weight,
- * status. MB = 10^6 bytes of float32 input. Each scheme runs in a child
+ * run: tag, plugin/scheme, params, host MB/s, raw MB/s, bits/weight, the
+ * mean squared error of the result against the input, status. MB = 10^6 bytes of float32 input. Each scheme runs in a child
  * process, so one that refuses the shape, crashes, or takes over 60 s for
  * one call is reported on its line and the rest carry on.
  */
@@ -94,6 +94,15 @@ static void say(int fd, const char *fmt, ...)
     (void)w;
 }
 
+/* Mean squared error of y against x, in double. */
+static double mse(const float *x, const float *y, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
+    return s / (double)n;
+}
+
 /* Reports "bits B", then per repetition "host S" and "raw S" (seconds),
  * then "done"; or "error MESSAGE". The parent limits each line's wait. */
 static int time_scheme(const struct qscheme_config *c, const float *x, int repeat, int fd)
@@ -121,6 +130,8 @@ static int time_scheme(const struct qscheme_config *c, const float *x, int repea
         }
         double t1 = now_s();
         say(fd, "host %.9f", t1 - t0);
+        if (r == 0)
+            say(fd, "mse %.9g", mse(x, out, n));
         char ebuf[512] = "";
         int64_t written = -1;
         int rc = c->ref.scheme->quantize(c->handle, &v, out, n, &written, &host, ebuf,
@@ -145,6 +156,7 @@ static int time_scheme(const struct qscheme_config *c, const float *x, int repea
 struct result {
     double host_s, raw_s;  /* best seconds; 0 = none */
     double bits_per_weight; /* 0 = unknown */
+    double mse;             /* of the result against the input; < 0 = unknown */
     int runs;
     char status[640];
 };
@@ -182,6 +194,7 @@ static int read_line(int fd, char *line, size_t size, double limit_s)
 static void measure(const struct run *run, const float *x, int repeat, struct result *res)
 {
     memset(res, 0, sizeof *res);
+    res->mse = -1;
     int fds[2];
     if (pipe(fds) != 0) {
         snprintf(res->status, sizeof res->status, "pipe: %s", strerror(errno));
@@ -214,6 +227,8 @@ static void measure(const struct run *run, const float *x, int repeat, struct re
         double t;
         if (sscanf(line, "bits %lf", &t) == 1) {
             res->bits_per_weight = t;
+        } else if (sscanf(line, "mse %lf", &t) == 1) {
+            res->mse = t;
         } else if (sscanf(line, "host %lf", &t) == 1) {
             res->host_s = res->host_s == 0 || t < res->host_s ? t : res->host_s;
         } else if (sscanf(line, "raw %lf", &t) == 1) {
@@ -294,8 +309,6 @@ int main(int argc, char **argv)
         return 1;
     }
     qhost_discover(h, argv[1]);
-    for (int i = 0; i < h->n_refused; i++)
-        fprintf(stderr, "quant_throughput: refused: %s\n", h->refused[i]);
     if (h->n_plugins == 0) {
         fprintf(stderr, "quant_throughput: no plugin loaded from %s\n", argv[1]);
         qhost_free(h);
@@ -329,23 +342,27 @@ int main(int argc, char **argv)
     const double mb = (double)n * sizeof(float) / 1e6;
 
     printf("# %d x %d float32 (%.1f MB), best of %d, 1 thread\n", ROWS, COLS, mb, repeat);
-    printf("# tag\tplugin/scheme\tparams\thost_MB/s\traw_MB/s\tbits/weight\tstatus\n");
+    for (int i = 0; i < h->n_refused; i++)
+        printf("# refused: %s\n", h->refused[i]);
+    printf("# tag\tplugin/scheme\tparams\thost_MB/s\traw_MB/s\tbits/weight\tmse\tstatus\n");
     for (int i = 0; i < n_runs; i++) {
         struct run *r = &runs[i];
-        struct result res = {0};
+        struct result res = {.mse = -1};
         if (r->c)
             measure(r, x, repeat, &res);
         else
             snprintf(res.status, sizeof res.status, "%s", r->error);
-        char host[32] = "-", raw[32] = "-", bpw[32] = "-";
+        char host[32] = "-", raw[32] = "-", bpw[32] = "-", err2[32] = "-";
         if (res.host_s > 0 && res.runs > 0)
             snprintf(host, sizeof host, "%.0f", mb / res.host_s);
         if (res.raw_s > 0 && res.runs > 0)
             snprintf(raw, sizeof raw, "%.0f", mb / res.raw_s);
         if (res.bits_per_weight > 0)
             snprintf(bpw, sizeof bpw, "%.4f", res.bits_per_weight);
-        printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r->tag, r->name, params_of(r), host, raw, bpw,
-               res.status);
+        if (res.mse >= 0)
+            snprintf(err2, sizeof err2, "%.6g", res.mse);
+        printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r->tag, r->name, params_of(r), host, raw,
+               bpw, err2, res.status);
         fflush(stdout);
     }
     for (int i = 0; i < n_runs; i++)

@@ -73,10 +73,53 @@ keys() {
     tm send-keys "$@" || fail "tmux send-keys $*"
 }
 
+# presses KEY n times in one send-keys
+press() {
+    k=$1 n=$2 args=""
+    while [ "$n" -gt 0 ]; do
+        args="$args $k"
+        n=$((n - 1))
+    done
+    # shellcheck disable=SC2086 # one word per key
+    [ -z "$args" ] || keys $args
+}
+
+# Row numbers found by name in `qlab plugins`, whose listing has the same
+# rows, in the same order, as the TUI's lists (so a plugin that gains a
+# scheme or a parameter moves rows without breaking the test).
+plugins_text() {
+    QLAB_PLUGIN_PATH=$plugdir "$bin" plugins 2>"$tmp/cli.stderr" || {
+        cat "$tmp/cli.stderr" >&2
+        fail "qlab plugins failed"
+    }
+}
+# scheme_pick_steps PLUGIN SCHEME: j presses from float to the scheme in the picker
+scheme_pick_steps() {
+    plugins_text | awk -v p="$1" -v s="$2" '
+        /^[^ ]/ && !/^refused:/ { pl = $1 }
+        /^    [^ ]/ { n++; if (pl == p && $1 == s) { print n; exit } }'
+}
+# plugins_row PLUGIN [PARAM]: 0-based row of the plugin (or of its parameter) on the Plugins screen
+plugins_row() {
+    plugins_text | awk -v p="$1" -v k="$2" '
+        /^[^ ]/ && !/^refused:/ { pl = $1; if (pl == p && k == "") { print NR - 1; exit } }
+        pl == p && k != "" && /^      [^ ]/ && $1 == k { print NR - 1; exit }'
+}
+# param_row NAME: 0-based row of a parameter in the open parameter editor
+param_row() {
+    capture
+    sed -E 's/^[^│|]*(│|\|)//' "$screen" | awk -v k="$1" '
+        /^  [a-z0-9_]+ / { if ($1 == k) { print n + 0; exit } n++ }'
+}
+
 # ---- start ------------------------------------------------------------------------
+# A folder on the plugin path with a file that is no plugin: discovery refuses it.
+plugdir=$tmp/plugins
+mkdir -p "$plugdir" || exit 1
+echo "not a shared object" >"$plugdir/junk.so"
 cat >"$tmp/run.sh" <<EOF
 cd "$root" || exit 1
-"$bin" tui "$model" --db "$db" 2>"$tmp/tui.stderr"
+QLAB_PLUGIN_PATH="$plugdir" "$bin" tui "$model" --db "$db" 2>"$tmp/tui.stderr"
 echo \$? >"$tmp/tui.rc.part"
 mv "$tmp/tui.rc.part" "$tmp/tui.rc"
 EOF
@@ -95,15 +138,25 @@ keys Escape
 wait_for '^Tensor +Op'
 
 # Filter to one tensor and pick its scheme: int, bits=4.
+# The picker and the editor are walked by name: plugins and parameters
+# come and go while others work on them.
 keys / c o n v 2 . w
 wait_for 'Filter tensors: conv2\.w'
 keys Enter
 wait_for '1 shown'
 keys Enter
 wait_for 'Scheme for conv2\.weight'
-keys j Enter
+steps=$(scheme_pick_steps int int)
+[ -n "$steps" ] || fail "qlab plugins lists no int/int scheme"
+keys g
+press j "$steps"
+keys Enter
 wait_for 'int/int for conv2\.weight'
 wait_for 'bits +8 +2\.\.8'
+row=$(param_row bits)
+[ -n "$row" ] || fail "no 'bits' row in the parameter editor of int"
+keys g
+press j "$row"
 # An out-of-range value is refused in the dialog ...
 keys 9 Enter
 wait_for 'bits=9 is out of range'
@@ -113,9 +166,77 @@ wait_for 'bits +4 +2\.\.8'
 wait_for '4\.222 bits/weight for conv2\.weight'
 keys G Enter
 wait_for '^conv2\.weight .* int:bits=4 '
+
+# Export the quantized tensor (x): the prompt offers NAME.SCHEME.safetensors.
+out=$tmp/x.safetensors # short: the status line keeps its numbers at 80 columns
+keys x
+wait_for 'Export to: conv2\.weight\.int\.safetensors'
+keys C-u
+keys -l "$out"
+keys Enter
+wait_for 'wrote (.*/)?x\.safetensors: conv2\.weight\.deq at 4\.222 bits/weight, SQNR [0-9.]+ dB'
+[ -s "$out" ] || fail "x did not write $out"
+# safetensors: an 8-byte little-endian header length, then the JSON header
+hlen=$(od -An -t u8 -N 8 "$out" | tr -d ' ')
+case $hlen in
+'' | *[!0-9]*) fail "$out: no header length" ;;
+esac
+header=$(head -c $((8 + hlen)) "$out" | tail -c "$hlen")
+case $header in
+*'"conv2.weight.deq":{"dtype":"F32","shape":[32,16,3,3]'*) ;;
+*) fail "$out: header lacks conv2.weight.deq as F32 [32,16,3,3]: $header" ;;
+esac
+# The same file again asks before overwriting; Enter means no.
+keys x
+wait_for 'Export to: '
+keys C-u
+keys -l "$out"
+keys Enter
+wait_for 'exists\. Overwrite\? \(y/N\)'
+keys Enter
+wait_for 'not exported: '
 keys Escape
 wait_for '^conv1\.weight +conv2d'
 grep -Eq '^conv1\.weight .* float ' "$screen" || fail "conv1.weight should still be float"
+# A float tensor has nothing to export.
+keys g x
+wait_for 'conv1\.weight is float: nothing to export'
+
+# The Plugins screen (P): int with its bits parameter, the refused file.
+keys P
+wait_for 'Plugins: [0-9]+ loaded, 1 refused'
+wait_for '^ Plugin / scheme +Type +Range/choices +Default'
+keys '?'
+wait_for 'Help: Plugins'
+keys Escape
+wait_for 'Plugins: [0-9]+ loaded'
+row=$(plugins_row int bits)
+[ -n "$row" ] || fail "qlab plugins lists no bits parameter of int"
+keys g
+press j "$row"
+wait_for '^ bits \(int 2\.\.8, default 8\): '
+grep -Eq '^ int [0-9][^ ]* ' "$screen" || fail "the int plugin's row is not shown above its parameters"
+grep -Eq '^   int( |$)' "$screen" || fail "the int scheme's row is not shown"
+grep -Eq '^     bits +int +2\.\.8 +8 ' "$screen" || fail "int's bits parameter row is not shown"
+grep -Eq 'file .*/int\.so' "$screen" || fail "the int plugin's file is not shown"
+keys G
+wait_for 'Refused at discovery \(1\)'
+wait_for 'junk\.so'
+# Check the int plugin (Enter on any of its rows): the report lists every case.
+keys g
+press j "$row"
+wait_for '^ bits \(int 2\.\.8, default 8\): '
+keys Enter
+wait_for 'Check: int [0-9]'
+wait_for 'all checks passed'
+wait_for '^ok +int( |$)'
+wait_for '^ok +random 16x256 +[0-9]+\.[0-9]+ '
+grep -Eq '^ok +zeros 4x256 ' "$screen" || fail "check report lacks the zeros case"
+grep -Eq '^Status +Scheme / case +Bits/w +Rel\.RMSE' "$screen" || fail "check report has no header"
+keys q
+wait_for 'Plugins: [0-9]+ loaded'
+keys q
+wait_for 'Model: digits-cnn'
 
 # Resize below the minimum and back.
 tm resize-window -x 50 -y 12

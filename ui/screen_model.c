@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ui.h"
 
@@ -15,6 +16,8 @@ struct model_screen {
     int *rows;             /* tensor index per table row (after the filter) */
     char filter[256];      /* substring, case-insensitive; "" = all */
     char filter_saved[256];/* restored when the filter prompt is cancelled */
+    int export_tensor;     /* the tensor the export prompts are about */
+    char export_out[256];  /* its output file, while asking to overwrite it */
 };
 
 enum { C_NAME, C_OP, C_SHAPE, C_PARAMS, C_SCHEME, C_BYTES, C_SQNR, C_COUNT };
@@ -237,6 +240,75 @@ static void recipe_accept(struct tui *t, void *ctx, const char *text)
         tui_status(t, 0, "recipe set");
 }
 
+/* ---- export ------------------------------------------------------------------------ */
+
+/* "conv2.weight.int.safetensors": the tensor and the scheme names of its
+ * label ("prune:...+int:bits=4" gives "prune+int"), as one file name in
+ * the current directory. */
+static void export_default_name(const char *tensor, const char *label, char *buf, size_t size)
+{
+    char schemes[128];
+    size_t n = 0;
+    for (const char *p = label; *p && n + 1 < sizeof schemes;) {
+        size_t len = strcspn(p, ":+");
+        for (size_t i = 0; i < len && n + 1 < sizeof schemes; i++)
+            schemes[n++] = p[i];
+        p += len;
+        p += strcspn(p, "+"); /* skip the parameters */
+        if (*p == '+' && n + 1 < sizeof schemes)
+            schemes[n++] = *p++;
+    }
+    schemes[n] = 0;
+    snprintf(buf, size, "%s.%s.safetensors", tensor, schemes);
+    for (char *c = buf; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '.' || *c == '_' || *c == '-' || *c == '+'))
+            *c = '_'; /* a '/' of "plugin/scheme" must not make a folder */
+}
+
+static void overwrite_accept(struct tui *t, void *ctx, const char *text)
+{
+    struct model_screen *m = ctx;
+    if (text[0] != 'y' && text[0] != 'Y') {
+        tui_status(t, 0, "not exported: %s is left as it was", m->export_out);
+        return;
+    }
+    tui_push(t, dialog_export_new(t, m->export_tensor, m->export_out));
+}
+
+static void export_accept(struct tui *t, void *ctx, const char *text)
+{
+    struct model_screen *m = ctx;
+    if (!text[0]) {
+        tui_status(t, 1, "an output file is needed, e.g. out.safetensors");
+        return;
+    }
+    if (access(text, F_OK) == 0) {
+        snprintf(m->export_out, sizeof m->export_out, "%s", text);
+        char label[64];
+        snprintf(label, sizeof label, "%.36s exists. Overwrite? (y/N)", text);
+        tui_push(t, prompt_new(t, label, "",
+                               (struct ui_prompt_cb){.accept = overwrite_accept, .ctx = m}));
+        return;
+    }
+    tui_push(t, dialog_export_new(t, m->export_tensor, text));
+}
+
+static void start_export(struct tui *t, struct model_screen *m, int i)
+{
+    const char *name = wb_model(t->w)->tensors[i]->name;
+    const char *label = wb_tensor_scheme_label(t->w, i);
+    if (strcmp(label, "float") == 0) {
+        tui_status(t, 1, "%s is float: nothing to export (choose a scheme first)", name);
+        return;
+    }
+    char out[256];
+    export_default_name(name, label, out, sizeof out);
+    m->export_tensor = i;
+    tui_push(t, prompt_new(t, "Export to:", out,
+                           (struct ui_prompt_cb){.accept = export_accept, .ctx = m}));
+}
+
 /* ---- keys ------------------------------------------------------------------------------ */
 
 static void set_float(struct tui *t, int i)
@@ -288,6 +360,15 @@ static int model_key(struct tui *t, struct ui_screen *s, int ch)
     case 'H':
         tui_push(t, screen_history_new(t));
         return 0;
+    case 'x':
+        if (i < 0)
+            tui_status(t, 1, "no tensor selected");
+        else
+            start_export(t, m, i);
+        return 0;
+    case 'P':
+        tui_push(t, screen_plugins_new(t));
+        return 0;
     case '/':
         memcpy(m->filter_saved, m->filter, sizeof m->filter);
         tui_push(t, prompt_new(t, "Filter tensors:", m->filter,
@@ -320,9 +401,10 @@ static void model_free(struct ui_screen *s)
     free(m);
 }
 
+/* 79 of 80 columns: "f Float" is left to the help */
 static const struct ui_fkey model_fkeys[] = {
-    {"F1", "Help"}, {"Enter", "Scheme"}, {"a", "Glob"}, {"f", "Float"}, {"r", "Run"},
-    {"H", "History"}, {"/", "Filter"}, {"q", "Quit"},
+    {"F1", "Help"}, {"Enter", "Scheme"}, {"a", "Glob"}, {"r", "Run"}, {"x", "Export"},
+    {"/", "Filter"}, {"H", "History"}, {"P", "Plugins"}, {"q", "Quit"},
 };
 
 static const struct ui_help model_help[] = {
@@ -333,7 +415,9 @@ static const struct ui_help model_help[] = {
     {"f", "put the tensor back to float"},
     {"e", "edit the recipe text"},
     {"r", "evaluate the recipe (Esc cancels)"},
+    {"x", "write the quantized tensor to a .safetensors file"},
     {"H", "history of this model's runs"},
+    {"P", "plugins, schemes, parameters; check a plugin"},
     {"/", "filter tensors by name; Esc clears the filter"},
     {"q", "quit"},
 };

@@ -103,6 +103,36 @@ struct ui_screen *dialog_eval_new(struct tui *t);
 /* The keys of the screen beneath, and the global ones. */
 struct ui_screen *help_new(struct tui *t, const struct ui_screen *beneath);
 
+/* Loaded plugins, their schemes and parameters, and the refused files;
+ * Enter checks the selected plugin's file. */
+struct ui_screen *screen_plugins_new(struct tui *t);
+/* A plugin check report ({"file", "ok", "plugin", "schemes": [...]}, see
+ * app/plugin_check.h) in a scrolling table; takes the report (freed with
+ * the screen, or at once when NULL is returned). */
+struct cJSON;
+struct ui_screen *screen_report_new(struct tui *t, struct cJSON *report);
+/* Quantizes one tensor with its current scheme into out (a safetensors
+ * file with NAME.deq and, where the scheme packs, NAME.q); the outcome
+ * goes to the status line. */
+struct ui_screen *dialog_export_new(struct tui *t, int tensor, const char *out);
+
+/* Work that must not freeze the screen, run on a worker thread under a
+ * "please wait" dialog. run gets ctx on the worker; done gets it back on
+ * the main thread once the worker has returned (and the dialog is on
+ * top); release frees it in every case, done or not (may be NULL). */
+struct ui_work {
+    void (*run)(void *ctx);
+    void (*done)(struct tui *t, void *ctx);
+    void (*release)(void *ctx);
+    void *ctx;
+    int reads_workbench;     /* the screens beneath are not drawn while it runs */
+    const char *doing;       /* "checking" shown with the time; NULL: "working" */
+};
+/* title: "Checking int 1.1.0"; what: one line under it (a file name).
+ * On failure to start, work.release is called and NULL returned. */
+struct ui_screen *dialog_busy_new(struct tui *t, const char *title, const char *what,
+                                  struct ui_work work);
+
 /* A text prompt on the status line. accept gets the text on Enter; change
  * (may be NULL) after every edit; cancel (may be NULL) on Esc. */
 struct ui_prompt_cb {

@@ -32,10 +32,13 @@
  * The 1-D structure makes this fast: values are sorted once (radix sort)
  * and collapsed to distinct values with counts; in sorted order every
  * cluster is a contiguous run, found by binary search at the midpoints
- * between centroids, and its mean comes from prefix sums. A cluster of one
- * distinct value takes that value exactly, so a tensor with at most 2^bits
- * distinct values (representable in the lut type) comes back unchanged.
- * -0 and +0 count as one value, 0.
+ * between centroids, and its mean comes from sums kept per block of
+ * distinct values (summed in double). A cluster of one distinct value takes
+ * that value exactly, so a tensor with at most 2^bits distinct values
+ * (representable in the lut type) comes back unchanged. -0 and +0 count
+ * as one value, 0. One table holds at most 2^32 - 2 values (counts are
+ * 32-bit); a larger one is refused with a hint to set group_rows.
+ * A 4096 x 4096 tensor with one 4-bit table takes about a second.
  *
  * Storage: bits per value plus, per table, 2^bits entries of 16 or 32 bits:
  *   size_bits = n*bits + tables * 2^bits * (16 | 32),
@@ -50,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "qlab_plugin.h"
 
@@ -136,9 +140,8 @@ static int kmeans_size_bits(const void *handle, int64_t rows, int64_t cols, uint
         return 0;
     }
     uint64_t n, code_bits, table_bits, total;
-    uint64_t tables = c->group_rows == 0
-                          ? 1u
-                          : ((uint64_t)rows + (uint64_t)c->group_rows - 1) / (uint64_t)c->group_rows;
+    uint64_t gr = (uint64_t)c->group_rows;
+    uint64_t tables = gr == 0 ? 1u : ((uint64_t)rows + gr - 1) / gr;
     uint64_t per_table = (uint64_t)c->k * (c->lut == LUT_FP16 ? 16u : 32u);
     if (__builtin_mul_overflow((uint64_t)rows, (uint64_t)cols, &n) ||
         __builtin_mul_overflow(n, (uint64_t)c->bits, &code_bits) ||
@@ -222,57 +225,88 @@ static uint32_t *radix_sort(uint32_t *a, uint32_t *b, int64_t n)
     return a;
 }
 
+/* ---- scratch ------------------------------------------------------------ */
+
+/* Working memory of one quantize call, sized for its largest table of m
+ * values: two key buffers for the radix sort, which then hold the distinct
+ * values (as keys) and their prefix counts, and one double per block of
+ * SUM_BLOCK distinct values (k-means++ weights, then Lloyd's prefix sums). */
+struct scratch {
+    uint32_t *ka, *kb; /* m + 1 each */
+    double *blk;       /* m / SUM_BLOCK + 2 */
+};
+
+/* Large buffers ask for transparent huge pages: the 4 KiB page faults of a
+ * fresh 64 MiB buffer cost more than sorting it on some virtual machines.
+ * A hint only; memory from here is released with free(). */
+static void *big_alloc(size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    const size_t huge = (size_t)2 << 20;
+    if (bytes >= 4 * huge) {
+        size_t size = (bytes + huge - 1) / huge * huge;
+        void *p = aligned_alloc(huge, size);
+        if (p)
+            madvise(p, size, MADV_HUGEPAGE);
+        return p;
+    }
+#endif
+    return malloc(bytes);
+}
+
+static void scratch_free(struct scratch *w)
+{
+    free(w->ka);
+    free(w->kb);
+    free(w->blk);
+}
+
+static int scratch_new(struct scratch *w, int64_t m)
+{
+    w->ka = big_alloc(((size_t)m + 1) * sizeof *w->ka);
+    w->kb = big_alloc(((size_t)m + 1) * sizeof *w->kb);
+    w->blk = malloc(((size_t)m / SUM_BLOCK + 2) * sizeof *w->blk);
+    if (w->ka && w->kb && w->blk)
+        return 0;
+    scratch_free(w);
+    return -1;
+}
+
 /* ---- one table: the 1-D k-means ------------------------------------------ */
 
 /* The distinct values of a table, ascending, with counts as prefix sums:
- * value v[i] occurs cum[i+1] - cum[i] times. */
+ * value i is key_float(key[i]) and occurs cum[i+1] - cum[i] times. */
 struct distinct {
-    float *v;          /* d distinct values, ascending */
-    uint32_t *cum;     /* d + 1 prefix counts, cum[0] = 0, cum[d] = m */
-    double *sum;       /* d + 1 prefix sums of the values (with multiplicity) */
+    const uint32_t *key; /* d keys, ascending */
+    const uint32_t *cum; /* d + 1 prefix counts, cum[0] = 0, cum[d] = m */
     int64_t d;
 };
 
-static void distinct_free(struct distinct *s)
+static float dval(const struct distinct *s, int64_t i)
 {
-    free(s->v);
-    free(s->cum);
-    free(s->sum);
-    memset(s, 0, sizeof *s);
+    return key_float(s->key[i]);
 }
 
-/* Sorts x[0..m-1] (finite) and collapses it into s. */
-static int distinct_build(const float *x, int64_t m, struct distinct *s)
+static double dcount(const struct distinct *s, int64_t i)
 {
-    uint32_t *ka = malloc((size_t)m * sizeof *ka);
-    uint32_t *kb = malloc(((size_t)m + 1) * sizeof *kb);
-    int rc = -1;
-    if (!ka || !kb)
-        goto out;
+    return (double)(s->cum[i + 1] - s->cum[i]);
+}
+
+/* Sorts x[0..m-1] (finite) and collapses it to distinct values in w. */
+static struct distinct distinct_build(const float *x, int64_t m, struct scratch *w)
+{
     for (int64_t i = 0; i < m; i++)
-        ka[i] = float_key(x[i] == 0 ? 0.0f : x[i]); /* -0 sorts and counts as +0 */
-    uint32_t *srt = radix_sort(ka, kb, m);
-    int64_t d = 1;
-    for (int64_t i = 1; i < m; i++)
-        d += srt[i] != srt[i - 1];
-    s->v = malloc((size_t)d * sizeof *s->v);
-    s->cum = malloc(((size_t)d + 1) * sizeof *s->cum);
-    s->sum = malloc(((size_t)d + 1) * sizeof *s->sum);
-    if (!s->v || !s->cum || !s->sum)
-        goto out;
-    s->d = d;
-    int64_t j = 0;
-    s->cum[0] = 0;
+        w->ka[i] = float_key(x[i] == 0 ? 0.0f : x[i]); /* -0 sorts and counts as +0 */
+    uint32_t *srt = radix_sort(w->ka, w->kb, m);
+    uint32_t *cum = srt == w->ka ? w->kb : w->ka;
+    int64_t d = 0;
+    cum[0] = 0;
     for (int64_t i = 0; i < m; i++) {
-        if (i == 0 || srt[i] != srt[i - 1])
-            s->v[j++] = key_float(srt[i]);
-        s->cum[j] = (uint32_t)(i + 1);
+        if (d == 0 || srt[i] != srt[d - 1])
+            srt[d++] = srt[i]; /* in place: d <= i */
+        cum[d] = (uint32_t)(i + 1);
     }
-    rc = 0;
-out:
-    free(ka);
-    free(kb);
-    return rc;
+    return (struct distinct){.key = srt, .cum = cum, .d = d};
 }
 
 /* Index of the first distinct value > t (d when none). */
@@ -281,7 +315,7 @@ static int64_t upper_bound(const struct distinct *s, double t)
     int64_t lo = 0, hi = s->d;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        if ((double)s->v[mid] <= t)
+        if ((double)dval(s, mid) <= t)
             lo = mid + 1;
         else
             hi = mid;
@@ -295,7 +329,7 @@ static int64_t lower_bound(const struct distinct *s, double t)
     int64_t lo = 0, hi = s->d;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        if ((double)s->v[mid] < t)
+        if ((double)dval(s, mid) < t)
             lo = mid + 1;
         else
             hi = mid;
@@ -314,25 +348,39 @@ static void sort_doubles(double *a, int n)
     }
 }
 
-/* Recomputes the partial sum of block b of w (count d). */
-static void block_sum(const double *w, int64_t d, double *bsum, int64_t b)
+/* k-means++ weight of distinct value i: count * (distance to the nearest of
+ * the nc ascending centres ctr)^2; *p is a hint: the first centre >= the
+ * value, for walks over ascending values. */
+static double pp_weight(const struct distinct *s, int64_t i, const double *ctr, int nc, int *p)
 {
-    int64_t end = (b + 1) * SUM_BLOCK < d ? (b + 1) * SUM_BLOCK : d;
-    double t = 0;
-    for (int64_t i = b * SUM_BLOCK; i < end; i++)
-        t += w[i];
-    bsum[b] = t;
+    const double v = dval(s, i);
+    while (*p < nc && ctr[*p] < v)
+        ++*p;
+    double dist = INFINITY;
+    if (*p < nc)
+        dist = ctr[*p] - v;
+    if (*p > 0 && v - ctr[*p - 1] < dist)
+        dist = v - ctr[*p - 1];
+    return dcount(s, i) * dist * dist;
 }
 
-/* k-means++ seeding; mu gets k centroids, ascending. Uses s->sum as the
- * weight scratch (it is filled with prefix sums afterwards). */
-static int seed_plusplus(const struct distinct *s, int k, uint64_t rng, double *mu)
+/* The sum of the weights of block b, always in the same order. */
+static double pp_block(const struct distinct *s, int64_t b, const double *ctr, int nc)
+{
+    int64_t end = (b + 1) * SUM_BLOCK < s->d ? (b + 1) * SUM_BLOCK : s->d;
+    int p = 0;
+    double t = 0;
+    for (int64_t i = b * SUM_BLOCK; i < end; i++)
+        t += pp_weight(s, i, ctr, nc, &p);
+    return t;
+}
+
+/* k-means++ seeding; mu gets k centroids, ascending. The weights are never
+ * stored: bsum holds their sum per block, and a draw walks one block. */
+static void seed_plusplus(const struct distinct *s, int k, uint64_t rng, double *bsum,
+                          double *mu)
 {
     const int64_t d = s->d, nb = (d + SUM_BLOCK - 1) / SUM_BLOCK;
-    double *w = s->sum; /* w[i] = count_i * (v_i - nearest centroid)^2 */
-    double *bsum = malloc((size_t)nb * sizeof *bsum);
-    if (!bsum)
-        return -1;
     /* First centroid: a value drawn uniformly from all m values. */
     const uint32_t m = s->cum[d];
     uint64_t r = (uint64_t)(uniform01(&rng) * (double)m);
@@ -347,13 +395,9 @@ static int seed_plusplus(const struct distinct *s, int k, uint64_t rng, double *
             hi = mid;
     }
     int nc = 1;
-    mu[0] = s->v[lo];
-    for (int64_t i = 0; i < d; i++) {
-        double dv = (double)s->v[i] - mu[0];
-        w[i] = (double)(s->cum[i + 1] - s->cum[i]) * dv * dv;
-    }
+    mu[0] = dval(s, lo);
     for (int64_t b = 0; b < nb; b++)
-        block_sum(w, d, bsum, b);
+        bsum[b] = pp_block(s, b, mu, nc);
     while (nc < k) {
         double total = 0;
         for (int64_t b = 0; b < nb; b++)
@@ -361,46 +405,65 @@ static int seed_plusplus(const struct distinct *s, int k, uint64_t rng, double *
         if (!(total > 0))
             break; /* every value is a centroid */
         double t = uniform01(&rng) * total, acc = 0;
-        int64_t pick = -1, b = 0;
-        for (; b < nb && acc + bsum[b] <= t; b++)
+        int64_t b = 0, pick = -1;
+        for (; b < nb - 1 && acc + bsum[b] <= t; b++)
             acc += bsum[b];
-        for (int64_t i = b * SUM_BLOCK; b < nb && i < d && i < (b + 1) * SUM_BLOCK; i++) {
-            if (w[i] > 0)
-                pick = i;
-            acc += w[i];
-            if (acc > t)
+        int p = 0;
+        int64_t end = (b + 1) * SUM_BLOCK < d ? (b + 1) * SUM_BLOCK : d;
+        for (int64_t i = b * SUM_BLOCK; i < end; i++) {
+            double wi = pp_weight(s, i, mu, nc, &p);
+            if (wi > 0)
+                pick = i; /* the last candidate, should rounding run past t */
+            acc += wi;
+            if (wi > 0 && acc > t)
                 break;
         }
-        if (pick < 0) /* rounding ran past the end: the last candidate */
-            for (int64_t i = d - 1; i >= 0 && pick < 0; i--)
-                if (w[i] > 0)
-                    pick = i;
-        const double c = s->v[pick];
-        /* Only values between c's neighbouring centroids can move to c. */
-        double below = -INFINITY, above = INFINITY;
-        for (int j = 0; j < nc; j++) {
-            if (mu[j] < c && mu[j] > below)
-                below = mu[j];
-            if (mu[j] > c && mu[j] < above)
-                above = mu[j];
+        for (b = nb - 1; pick < 0 && b >= 0; b--) { /* a block whose sum rounded to 0 */
+            if (bsum[b] > 0) {
+                p = 0;
+                end = (b + 1) * SUM_BLOCK < d ? (b + 1) * SUM_BLOCK : d;
+                for (int64_t i = b * SUM_BLOCK; i < end; i++)
+                    if (pp_weight(s, i, mu, nc, &p) > 0)
+                        pick = i;
+            }
         }
-        int64_t from = below == -INFINITY ? 0 : upper_bound(s, below);
-        int64_t to = above == INFINITY ? d : lower_bound(s, above);
-        for (int64_t i = from; i < to; i++) {
-            double dv = (double)s->v[i] - c;
-            double wi = (double)(s->cum[i + 1] - s->cum[i]) * dv * dv;
-            if (wi < w[i])
-                w[i] = wi;
+        if (pick < 0)
+            break;
+        /* Insert the new centre; only values between its neighbours move to it. */
+        const double c = dval(s, pick);
+        int at = nc;
+        while (at > 0 && mu[at - 1] > c) {
+            mu[at] = mu[at - 1];
+            at--;
         }
+        mu[at] = c;
+        nc++;
+        int64_t from = at > 0 ? upper_bound(s, mu[at - 1]) : 0;
+        int64_t to = at + 1 < nc ? lower_bound(s, mu[at + 1]) : d;
         for (int64_t bb = from / SUM_BLOCK; bb < nb && bb * SUM_BLOCK < to; bb++)
-            block_sum(w, d, bsum, bb);
-        mu[nc++] = c;
+            bsum[bb] = pp_block(s, bb, mu, nc);
     }
-    free(bsum);
-    sort_doubles(mu, nc);
     for (int j = nc; j < k; j++)
         mu[j] = mu[nc - 1];
-    return 0;
+}
+
+/* Sum of count * value over distinct values [a, b). bpre[q] is the sum over
+ * blocks before block q; short ranges are summed directly. */
+static double range_sum(const struct distinct *s, const double *bpre, int64_t a, int64_t b)
+{
+    double t = 0;
+    if (b - a <= 2 * SUM_BLOCK) {
+        for (int64_t i = a; i < b; i++)
+            t += dcount(s, i) * dval(s, i);
+        return t;
+    }
+    int64_t qa = a / SUM_BLOCK, qb = b / SUM_BLOCK;
+    double head = 0, tail = 0; /* [qa*SB, a) and [qb*SB, b) */
+    for (int64_t i = qa * SUM_BLOCK; i < a; i++)
+        head += dcount(s, i) * dval(s, i);
+    for (int64_t i = qb * SUM_BLOCK; i < b; i++)
+        tail += dcount(s, i) * dval(s, i);
+    return (bpre[qb] - bpre[qa]) + (tail - head);
 }
 
 /* bound[j] = first distinct index of cluster j; bound[k] = d. */
@@ -420,13 +483,19 @@ static int is_cancelled(const struct qlab_host *host)
 }
 
 /* Lloyd iterations from the seeded mu (ascending); -1 when cancelled. */
-static int lloyd(const struct distinct *s, int k, int max_iter, double *mu,
+static int lloyd(const struct distinct *s, int k, int max_iter, double *bpre, double *mu,
                  const struct qlab_host *host)
 {
     int64_t bound[KMAX + 1], prev[KMAX + 1];
-    s->sum[0] = 0;
-    for (int64_t i = 0; i < s->d; i++)
-        s->sum[i + 1] = s->sum[i] + (double)(s->cum[i + 1] - s->cum[i]) * (double)s->v[i];
+    const int64_t nb = (s->d + SUM_BLOCK - 1) / SUM_BLOCK;
+    bpre[0] = 0;
+    for (int64_t q = 0; q < nb; q++) {
+        int64_t end = (q + 1) * SUM_BLOCK < s->d ? (q + 1) * SUM_BLOCK : s->d;
+        double t = 0;
+        for (int64_t i = q * SUM_BLOCK; i < end; i++)
+            t += dcount(s, i) * dval(s, i);
+        bpre[q + 1] = bpre[q] + t;
+    }
     assign(s, mu, k, bound);
     for (int it = 0; it < max_iter; it++) {
         if (is_cancelled(host))
@@ -435,8 +504,8 @@ static int lloyd(const struct distinct *s, int k, int max_iter, double *mu,
             int64_t a = bound[j], b = bound[j + 1];
             if (a == b)
                 continue; /* empty: keeps its centroid */
-            mu[j] = b - a == 1 ? (double)s->v[a]
-                               : (s->sum[b] - s->sum[a]) / (double)(s->cum[b] - s->cum[a]);
+            mu[j] = b - a == 1 ? (double)dval(s, a)
+                               : range_sum(s, bpre, a, b) / (double)(s->cum[b] - s->cum[a]);
         }
         sort_doubles(mu, k);
         memcpy(prev, bound, sizeof bound);
@@ -449,10 +518,24 @@ static int lloyd(const struct distinct *s, int k, int max_iter, double *mu,
 
 /* ---- quantization ------------------------------------------------------- */
 
+/* The index of the entry nearest x: the number of midpoints below x (a
+ * value on a midpoint takes the lower entry). Branch-free halving over
+ * n >= 1 ascending midpoints. */
+static int nearest_entry(const double *mid, int n, double x)
+{
+    int at = 0;
+    while (n > 1) {
+        int half = n / 2;
+        at += half & -(int)(mid[at + half - 1] < x); /* no branch to mispredict */
+        n -= half;
+    }
+    return at + (mid[at] < x);
+}
+
 /* Palettizes the m values x (rows of one table) into y; group = table index. */
 static int palettize(const struct kmeans_cfg *c, const float *x, float *y, int64_t m,
-                     int64_t base, int64_t group, const struct qlab_host *host, char *err,
-                     size_t err_size)
+                     int64_t base, int64_t group, struct scratch *w,
+                     const struct qlab_host *host, char *err, size_t err_size)
 {
     for (int64_t i = 0; i < m; i++) {
         if (!isfinite(x[i])) {
@@ -461,22 +544,10 @@ static int palettize(const struct kmeans_cfg *c, const float *x, float *y, int64
             return -1;
         }
     }
-    if ((uint64_t)m > UINT32_MAX) {
-        snprintf(err, err_size, "a table of %lld values is more than this scheme counts; "
-                 "use group_rows", (long long)m);
-        return -1;
-    }
-    struct distinct s = {0};
     double mu[KMAX];
-    if (distinct_build(x, m, &s) ||
-        seed_plusplus(&s, c->k, c->seed + ((uint64_t)group << 32), mu)) {
-        distinct_free(&s);
-        snprintf(err, err_size, "out of memory for a table of %lld values", (long long)m);
-        return -1;
-    }
-    int rc = lloyd(&s, c->k, c->max_iter, mu, host);
-    distinct_free(&s);
-    if (rc) {
+    struct distinct s = distinct_build(x, m, w);
+    seed_plusplus(&s, c->k, c->seed + ((uint64_t)group << 32), w->blk, mu);
+    if (lloyd(&s, c->k, c->max_iter, w->blk, mu, host)) {
         snprintf(err, err_size, "cancelled");
         return -1;
     }
@@ -493,20 +564,14 @@ static int palettize(const struct kmeans_cfg *c, const float *x, float *y, int64
     }
     for (int j = 1; j < c->k; j++)
         mid[j - 1] = ((double)lut[j - 1] + (double)lut[j]) / 2;
-    for (int64_t i = 0; i < m; i++) {
-        if (i % CANCEL_EVERY == CANCEL_EVERY - 1 && is_cancelled(host)) {
+    for (int64_t i0 = 0; i0 < m; i0 += CANCEL_EVERY) {
+        if (i0 > 0 && is_cancelled(host)) {
             snprintf(err, err_size, "cancelled");
             return -1;
         }
-        int lo = 0, hi = c->k - 1; /* entry index: the count of midpoints below x */
-        while (lo < hi) {
-            int h = (lo + hi) / 2;
-            if ((double)x[i] > mid[h])
-                lo = h + 1;
-            else
-                hi = h;
-        }
-        y[i] = lut[lo];
+        int64_t end = m - i0 < CANCEL_EVERY ? m : i0 + CANCEL_EVERY;
+        for (int64_t i = i0; i < end; i++)
+            y[i] = lut[nearest_entry(mid, c->k - 1, x[i])];
     }
     return 0;
 }
@@ -530,18 +595,32 @@ static int kmeans_quantize(const void *handle, const struct qlab_tensor_view *in
         return -1;
     }
     const int64_t gr = c->group_rows == 0 || c->group_rows > rows ? rows : c->group_rows;
-    for (int64_t r = 0, g = 0; r < rows; r += gr, g++) {
+    if ((uint64_t)(gr * cols) >= UINT32_MAX) {
+        snprintf(err, err_size, "a table of %lld values is more than this scheme counts; "
+                 "use group_rows", (long long)(gr * cols));
+        return -1;
+    }
+    struct scratch w;
+    if (scratch_new(&w, gr * cols)) {
+        snprintf(err, err_size, "out of memory for a table of %lld values",
+                 (long long)(gr * cols));
+        return -1;
+    }
+    int rc = 0;
+    for (int64_t r = 0, g = 0; r < rows && rc == 0; r += gr, g++) {
         if (is_cancelled(host)) {
             snprintf(err, err_size, "cancelled");
-            return -1;
+            rc = -1;
+            break;
         }
         int64_t nr = rows - r < gr ? rows - r : gr;
         int64_t at = r * cols;
-        if (palettize(c, in->data + at, out + at, nr * cols, at, g, host, err, err_size))
-            return -1;
+        rc = palettize(c, in->data + at, out + at, nr * cols, at, g, &w, host, err, err_size);
     }
-    *n_written = n;
-    return 0;
+    scratch_free(&w);
+    if (rc == 0)
+        *n_written = n;
+    return rc;
 }
 
 /* ---- descriptor --------------------------------------------------------- */

@@ -1,14 +1,5 @@
-/* minifloat.c — round-to-nearest-even onto small float grids and their OCP/IEEE bit codes, in integer arithmetic.
- *
- * Rounding works on the float32 bit pattern: the significand (with its
- * hidden bit) is shifted right onto the target grid with round half to
- * even, so the result does not depend on the FPU rounding mode, no libm
- * is called, and a power-of-two block scale is applied by moving the
- * exponent, not by a float division that could round first.
- */
+/* minifloat.c — the element format table of the float plugin and the OCP/IEEE bit codes of rounded values. */
 #include "minifloat.h"
-
-#include <string.h>
 
 /* ---- the formats -------------------------------------------------------
  * bias = 1 - emin; max = nmax * 2^(emax - m):
@@ -45,77 +36,6 @@ const struct mf_format MF_FP4_E2M1 = {.name = "e2m1", .bits = 4, .m = 1, .emin =
 const struct mf_format MF_MXINT8 = {.name = "int8", .bits = 8, .m = 6, .emin = 0, .emax = 0,
                                     .nmax = 127, .nmax_neg = 128, .kind = MF_INT,
                                     .max = 1.984375f};
-
-/* ---- rounding ----------------------------------------------------------- */
-
-int mf_floor_log2(uint32_t a)
-{
-    uint32_t ex = a >> 23;
-    if (ex)
-        return (int)ex - 127;
-    return -149 + 31 - __builtin_clz(a); /* float32 subnormal: its top set bit */
-}
-
-/* Rounds the non-zero magnitude a (float32 bits) / 2^shift onto f's grid
- * with largest significand nmax; returns 1 when it saturates instead. */
-static int round_magnitude(const struct mf_format *f, uint32_t a, int shift, uint32_t nmax,
-                           uint32_t *n_out, int *qe_out)
-{
-    /* a / 2^shift = sig * 2^lsb exactly, and e = floor(log2) of it */
-    uint32_t sig = (a >> 23) ? (a & 0x7fffffu) | 0x800000u : a;
-    int lsb = ((a >> 23) ? (int)(a >> 23) - 150 : -149) - shift;
-    int e = mf_floor_log2(a) - shift;
-    if (e > f->emax)
-        return 1;
-
-    int qe = (e > f->emin ? e : f->emin) - f->m;
-    int k = qe - lsb; /* bits of sig below the grid's unit */
-    uint32_t n;
-    if (k <= 0)
-        n = sig << -k; /* already on the grid; n < 2^(m+1), so -k <= m+1 */
-    else if (k > 25)
-        n = 0;         /* below a quarter of the grid's unit */
-    else               /* half to even: add just under a half, plus the kept lsb */
-        n = (sig + (1u << (k - 1)) - 1u + ((sig >> k) & 1u)) >> k;
-    if (n >> (f->m + 1)) { /* rounded up into the next binade */
-        n >>= 1;
-        qe++;
-    }
-    int top = f->emax - f->m; /* qe of the largest binade */
-    if (qe > top || (qe == top && n > nmax))
-        return 1;
-    *n_out = n;
-    *qe_out = qe;
-    return 0;
-}
-
-void mf_round(const struct mf_format *f, uint32_t x, int shift, struct mf_value *v)
-{
-    uint32_t a = x & 0x7fffffffu;
-    uint32_t nmax = (x >> 31) ? f->nmax_neg : f->nmax;
-    v->sign = x >> 31;
-    v->n = 0;
-    v->qe = f->emin - f->m;
-    if (a != 0 && round_magnitude(f, a, shift, nmax, &v->n, &v->qe)) {
-        v->n = nmax;
-        v->qe = f->emax - f->m;
-    }
-    /* Two's complement has no -0: a negative value that rounds to 0 is 0. */
-    if (f->kind == MF_INT && v->n == 0)
-        v->sign = 0;
-}
-
-float mf_to_float(const struct mf_value *v, int shift)
-{
-    /* n * 2^q in double is exact (|q| < 300); the cast to float is then
-     * exact for every value the quantizer makes, Inf past FLT_MAX. */
-    int q = v->qe + shift;
-    uint64_t pbits = (uint64_t)(q + 1023) << 52;
-    double p;
-    memcpy(&p, &pbits, sizeof p);
-    double d = (double)v->n * p;
-    return (float)(v->sign ? -d : d);
-}
 
 /* ---- codes -------------------------------------------------------------- */
 

@@ -50,8 +50,10 @@
  *   A group whose a2 is 0 decodes to offset. (bnb's CUDA kernel finds q by
  *   a binary search that only ever reaches odd indices of the map; this
  *   plugin follows the nearest-entry definition of the reference backend.)
- *   The map's largest negative entry is -0.99296875, not -1, so the
- *   smallest absmax of a group comes back slightly larger: that is bnb.
+ *   The map's lowest entry is -0.99296875, not -1, so the smallest
+ *   absmax of a group comes back slightly larger: that is bnb. The offset
+ *   is summed in double where torch sums in float32; the two can differ
+ *   in the offset's last bit.
  *
  * Storage: 4 bits per value, plus per block a float32 absmax, or with
  * double quantization an 8-bit code per block, a float32 a2 per group of
@@ -76,7 +78,6 @@
 /* ---- the two 4-bit formats ---------------------------------------------- */
 
 struct fmt4 {
-    const char *name;
     float level[16];      /* decoded value of each code, in [-1, 1] */
     int zero_code;        /* the code of 0.0 */
     unsigned (*encode)(float s); /* s = x / absmax, finite */
@@ -118,7 +119,6 @@ static unsigned fp4_encode(float s)
 }
 
 static const struct fmt4 fmt_nf4 = {
-    .name = "nf4",
     .level = {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
               -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
               0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f,
@@ -129,7 +129,6 @@ static const struct fmt4 fmt_nf4 = {
 };
 
 static const struct fmt4 fmt_fp4 = {
-    .name = "fp4",
     .level = {0.0f, 5.208333333e-03f, 0.66666667f, 1.0f, 0.33333333f, 0.5f, 0.16666667f, 0.25f,
               0.0f, -5.208333333e-03f, -0.66666667f, -1.0f, -0.33333333f, -0.5f, -0.16666667f,
               -0.25f},

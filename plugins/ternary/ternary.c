@@ -5,7 +5,7 @@
  *                                                      BitNet b1.58) or per row
  *   packing      ENUM trit|2bit, default trit          how the codes are stored
  *
- *   BitNet b1.58 (Ma et al. 2024, eq. 1-3) writes W~ = RoundClip(W / (gamma
+ *   BitNet b1.58 (Ma et al. 2024) writes W~ = RoundClip(W / (gamma
  *   + eps), -1, 1) with gamma = mean |W| and leaves eps unnamed; Microsoft's
  *   reference code ("The Era of 1-bit LLMs: Training Tips, Code and FAQ")
  *   fixes it as a clamp, and this scheme does exactly what that code does:
@@ -14,8 +14,8 @@
  *     q     = clamp(round(w * s), -1, 1)                     round half to even,
  *                                                            as torch.round
  *     w'    = q / s
- *   so a group of zeros (or of values all below 1e-5 on average) keeps a
- *   finite scale and comes back as zeros, never NaN.
+ *   so a group whose mean |w| is below 1e-5 is scaled as if it were 1e-5
+ *   (its values below 5e-6 become 0), and zeros stay zeros, never NaN.
  *
  * Scheme "binary", no parameters: one row (output channel) at a time,
  *     m = mean |w| over the row, w' = +m when w >= 0 (so sign(0) = sign(-0)
