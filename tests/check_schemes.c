@@ -28,6 +28,8 @@ static const struct bound bounds[] = {
     {"tq2_0", 0.01},     {"ternary", 0.01},  {"binary", 0.01},
     /* 4-bit floats keep 3 magnitudes per octave at the top of their range */
     {"fp4_e2m1", 0.004}, {"mxfp4", 0.004},   {"fp4", 0.004},
+    /* NF4's levels are spaced for normal data; this data bunches at +-max */
+    {"nf4", 0.0025},
     /* powers of two: neighbours are a factor 2 apart (the SDK example) */
     {"log2", 0.01},
     /* pruning alone removes half of the values: it is no quantizer */
