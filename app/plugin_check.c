@@ -114,8 +114,9 @@ static cJSON *run_case(const struct qpipeline *p, const struct check_case *cc, i
     cJSON_AddNumberToObject(o, "rows", (double)cc->rows);
     cJSON_AddNumberToObject(o, "cols", (double)cc->cols);
     int64_t n = cc->rows * cc->cols;
+    /* a and b go through the private-copy path and the direct one */
     float *x = malloc((size_t)n * sizeof *x), *a = malloc((size_t)n * sizeof *a),
-          *b = malloc((size_t)n * sizeof *b);
+          *b = malloc((size_t)(n + QSCHEME_OUT_GUARD) * sizeof *b);
     int64_t shape[2] = {cc->rows, cc->cols};
     struct qtensor t = {.name = (char *)cc->name, .dtype = QDT_F32, .ndim = 2,
                         .shape = {shape[0], shape[1]}, .numel = n, .f32 = x};
@@ -130,7 +131,7 @@ static cJSON *run_case(const struct qpipeline *p, const struct check_case *cc, i
     fill_case(cc, x);
     t.data = x;
     t.nbytes = (size_t)n * sizeof *x;
-    if (qpipeline_run(p, &t, a, &bits_a, NULL, &err) < 0) {
+    if (qpipeline_run(p, &t, a, n, &bits_a, NULL, &err) < 0) {
         /* a refusal is fine on awkward input, if it says why */
         status = cc->must_work || !err.msg[0] || strstr(err.msg, "without a message") ||
                          strstr(err.msg, "NaN") || strstr(err.msg, "Inf") ||
@@ -141,7 +142,8 @@ static cJSON *run_case(const struct qpipeline *p, const struct check_case *cc, i
     }
     cJSON_AddNumberToObject(o, "bits_per_weight", (double)bits_a / (double)n);
     cJSON_AddNumberToObject(o, "rel_rmse", rel_rmse(x, a, n));
-    int same = qpipeline_run(p, &t, b, &bits_b, NULL, &err) == 0 && bits_a == bits_b &&
+    int same = qpipeline_run(p, &t, b, n + QSCHEME_OUT_GUARD, &bits_b, NULL, &err) == 0 &&
+               bits_a == bits_b &&
                memcmp(a, b, (size_t)n * sizeof *a) == 0;
     cJSON_AddBoolToObject(o, "deterministic", same);
     if (!same) {

@@ -38,12 +38,12 @@ int tq_quantize_file(struct wb *w, const char *in_path, const char *name, const 
         goto out;
     }
     qtensor_matrix_shape(t, &r->rows, &r->cols);
-    deq = malloc((size_t)t->numel * sizeof *deq);
+    deq = malloc((size_t)(t->numel + QSCHEME_OUT_GUARD) * sizeof *deq);
     if (!deq) {
         qerr_set(err, "out of memory");
         goto out;
     }
-    if (qpipeline_run(p, t, deq, &r->bits, NULL, err) < 0)
+    if (qpipeline_run(p, t, deq, t->numel + QSCHEME_OUT_GUARD, &r->bits, NULL, err) < 0)
         goto out;
     qtensor_error_compute(t->f32, deq, t->numel, &r->e);
     r->bits_per_weight = (double)r->bits / (double)t->numel;

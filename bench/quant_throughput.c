@@ -1,20 +1,24 @@
 /* quant_throughput.c — quantize+dequantize throughput (MB/s of float32 input) of every scheme in a plugin folder, for bench/quant.sh.
  *
- * Usage: quant_throughput BUILD_PLUGIN_DIR [REPEAT]
+ * Usage: quant_throughput BUILD_PLUGIN_DIR [REPEAT] [LIMIT_S]
  *
  * Loads every .so in the folder, and for every scheme of every plugin,
  * with default parameters (for int/int also int8 and int4 per channel,
  * symmetric, minmax), quantizes one fixed-seed 4096 x 4096 float32 tensor
  * of normal values, best of REPEAT (default 5), single thread. Each
- * repetition times both the host path (qscheme_quantize: the private
- * buffer, the sentinel and NaN/Inf checks, the copy out) and the plugin's
- * raw quantize call on the same handle, so the host's overhead shows.
+ * repetition times three calls on the same handle: the host path into a
+ * reused output buffer (qscheme_quantize_into: guard and NaN/Inf checks),
+ * the same into a freshly allocated buffer (as PyTorch's fake_quantize,
+ * which returns a new tensor, and as an evaluation's first run of a
+ * tensor), and the plugin's raw quantize call, so each overhead shows.
  *
- * Output: a header line starting with '#', then one tab-separated line per
- * run: tag, plugin/scheme, params, host MB/s, raw MB/s, bits/weight, the
- * mean squared error of the result against the input, status. MB = 10^6 bytes of float32 input. Each scheme runs in a child
- * process, so one that refuses the shape, crashes, or takes over 60 s for
- * one call is reported on its line and the rest carry on.
+ * Output: '#' lines (the setting, refused plugins, the column names), then
+ * one tab-separated line per run: tag, plugin/scheme, params, host MB/s,
+ * host-fresh MB/s, raw MB/s, bits/weight, the mean squared error of the result against the
+ * input, status. MB = 10^6 bytes of float32 input. Each scheme runs in a
+ * child process, so one that refuses the shape, crashes, or takes over
+ * LIMIT_S (default 60) seconds for one call is reported on its line and
+ * the rest carry on.
  */
 #include <errno.h>
 #include <math.h>
@@ -31,7 +35,7 @@
 
 #include "quant/plugin_host.h"
 
-enum { ROWS = 4096, COLS = 4096, LIMIT_S = 60, MAX_RUNS = 64 };
+enum { ROWS = 4096, COLS = 4096 };
 /* A scheme slower than this in total stops repeating early (best of fewer). */
 #define BUDGET_S 30.0
 
@@ -103,8 +107,9 @@ static double mse(const float *x, const float *y, int64_t n)
     return s / (double)n;
 }
 
-/* Reports "bits B", then per repetition "host S" and "raw S" (seconds),
- * then "done"; or "error MESSAGE". The parent limits each line's wait. */
+/* Reports "bits B", then per repetition "host S", "fresh S" and "raw S" (seconds;
+ * after the first host call also "mse E"), then "done"; or "error MESSAGE".
+ * The parent limits each line's wait. */
 static int time_scheme(const struct qscheme_config *c, const float *x, int repeat, int fd)
 {
     const int64_t n = (int64_t)ROWS * COLS;
@@ -113,7 +118,7 @@ static int time_scheme(const struct qscheme_config *c, const float *x, int repea
     uint64_t bits = 0;
     if (qscheme_size_bits(c, ROWS, COLS, &bits, &err) == 0)
         say(fd, "bits %.6f", (double)bits / (double)n);
-    float *out = malloc((size_t)n * sizeof *out);
+    float *out = malloc((size_t)(n + QSCHEME_OUT_GUARD) * sizeof *out);
     if (!out) {
         say(fd, "error out of memory");
         return 1;
@@ -123,7 +128,7 @@ static int time_scheme(const struct qscheme_config *c, const float *x, int repea
     double spent = 0;
     for (int r = 0; r < repeat && (r == 0 || spent < BUDGET_S); r++) {
         double t0 = now_s();
-        if (qscheme_quantize(c, &v, out, &host, &err) != 0) {
+        if (qscheme_quantize_into(c, &v, out, n + QSCHEME_OUT_GUARD, &host, &err) != 0) {
             say(fd, "error %s", err.msg);
             free(out);
             return 1;
@@ -132,6 +137,17 @@ static int time_scheme(const struct qscheme_config *c, const float *x, int repea
         say(fd, "host %.9f", t1 - t0);
         if (r == 0)
             say(fd, "mse %.9g", mse(x, out, n));
+        float *fresh = malloc((size_t)(n + QSCHEME_OUT_GUARD) * sizeof *fresh);
+        if (!fresh || qscheme_quantize_into(c, &v, fresh, n + QSCHEME_OUT_GUARD, &host, &err) != 0) {
+            say(fd, "error %s", fresh ? err.msg : "out of memory");
+            free(fresh);
+            free(out);
+            return 1;
+        }
+        free(fresh);
+        double t1b = now_s();
+        say(fd, "fresh %.9f", t1b - t1);
+        t1 = t1b;
         char ebuf[512] = "";
         int64_t written = -1;
         int rc = c->ref.scheme->quantize(c->handle, &v, out, n, &written, &host, ebuf,
@@ -154,7 +170,7 @@ static int time_scheme(const struct qscheme_config *c, const float *x, int repea
 /* ---- the parent: one child per run, each line within the limit ------------ */
 
 struct result {
-    double host_s, raw_s;  /* best seconds; 0 = none */
+    double host_s, fresh_s, raw_s;  /* best seconds; 0 = none */
     double bits_per_weight; /* 0 = unknown */
     double mse;             /* of the result against the input; < 0 = unknown */
     int runs;
@@ -191,7 +207,8 @@ static int read_line(int fd, char *line, size_t size, double limit_s)
     }
 }
 
-static void measure(const struct run *run, const float *x, int repeat, struct result *res)
+static void measure(const struct run *run, const float *x, int repeat, int limit_s,
+                    struct result *res)
 {
     memset(res, 0, sizeof *res);
     res->mse = -1;
@@ -216,10 +233,10 @@ static void measure(const struct run *run, const float *x, int repeat, struct re
     char line[600];
     int done = 0;
     for (;;) {
-        int got = read_line(fds[0], line, sizeof line, LIMIT_S);
+        int got = read_line(fds[0], line, sizeof line, limit_s);
         if (got < 0) {
             kill(pid, SIGKILL);
-            snprintf(res->status, sizeof res->status, "over %d s for one call: stopped", LIMIT_S);
+            snprintf(res->status, sizeof res->status, "over %d s for one call: stopped", limit_s);
             break;
         }
         if (got == 0)
@@ -231,6 +248,8 @@ static void measure(const struct run *run, const float *x, int repeat, struct re
             res->mse = t;
         } else if (sscanf(line, "host %lf", &t) == 1) {
             res->host_s = res->host_s == 0 || t < res->host_s ? t : res->host_s;
+        } else if (sscanf(line, "fresh %lf", &t) == 1) {
+            res->fresh_s = res->fresh_s == 0 || t < res->fresh_s ? t : res->fresh_s;
         } else if (sscanf(line, "raw %lf", &t) == 1) {
             res->raw_s = res->raw_s == 0 || t < res->raw_s ? t : res->raw_s;
             res->runs++;
@@ -254,13 +273,26 @@ static void measure(const struct run *run, const float *x, int repeat, struct re
 
 /* ---- the list of runs -------------------------------------------------------- */
 
-/* Adds a run unless an earlier one of the same scheme has the same canonical parameters. */
-static void add_run(struct run *runs, int *n, const struct qscheme_ref *ref, const char *tag,
-                    const char *params)
+/* The runs to time, in plugin and scheme order. */
+struct run_list {
+    struct run *v;
+    int n, cap;
+};
+
+/* Adds a run unless an earlier one of the same scheme has the same
+ * canonical parameters; -1 when out of memory. */
+static int add_run(struct run_list *l, const struct qscheme_ref *ref, const char *tag,
+                   const char *params)
 {
-    if (*n >= MAX_RUNS)
-        return;
-    struct run *r = &runs[*n];
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 32;
+        struct run *v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    struct run *r = &l->v[l->n];
     memset(r, 0, sizeof *r);
     snprintf(r->tag, sizeof r->tag, "%s", tag);
     snprintf(r->name, sizeof r->name, "%s/%s", ref->plugin->desc->name, ref->scheme->name);
@@ -268,21 +300,23 @@ static void add_run(struct run *runs, int *n, const struct qscheme_ref *ref, con
     if (qscheme_configure(ref, params, &r->c, &err) != 0) {
         snprintf(r->error, sizeof r->error, "configure: %.500s", err.msg);
         r->c = NULL;
-        (*n)++;
-        return;
+        l->n++;
+        return 0;
     }
-    for (int i = 0; i < *n; i++) {
-        if (runs[i].c && runs[i].c->ref.scheme == ref->scheme &&
-            strcmp(runs[i].c->params_text, r->c->params_text) == 0) {
-            /* Same configuration: keep the first, but let a tag name it. */
-            if (strcmp(runs[i].tag, "default") == 0)
-                snprintf(runs[i].tag, sizeof runs[i].tag, "%s", tag);
+    for (int i = 0; i < l->n; i++) {
+        struct run *o = &l->v[i];
+        if (o->c && o->c->ref.scheme == ref->scheme &&
+            strcmp(o->c->params_text, r->c->params_text) == 0) {
+            /* Same configuration: keep the first, but let the new tag name it. */
+            if (strcmp(o->tag, "default") == 0)
+                snprintf(o->tag, sizeof o->tag, "%s", tag);
             qscheme_config_free(r->c);
             r->c = NULL;
-            return;
+            return 0;
         }
     }
-    (*n)++;
+    l->n++;
+    return 0;
 }
 
 /* The label's parameter part ("bits=4" of "int:bits=4"), or "defaults". */
@@ -297,12 +331,15 @@ static const char *params_of(const struct run *r)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: quant_throughput BUILD_PLUGIN_DIR [REPEAT]\n");
+        fprintf(stderr, "usage: quant_throughput BUILD_PLUGIN_DIR [REPEAT] [LIMIT_S]\n");
         return 2;
     }
     int repeat = argc > 2 ? atoi(argv[2]) : 5;
     if (repeat < 1)
         repeat = 1;
+    int limit_s = argc > 3 ? atoi(argv[3]) : 60;
+    if (limit_s < 1)
+        limit_s = 1;
     struct qplugin_host *h = qhost_new();
     if (!h) {
         fprintf(stderr, "quant_throughput: out of memory\n");
@@ -315,26 +352,29 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    static struct run runs[MAX_RUNS];
-    int n_runs = 0;
+    struct run_list runs = {0};
+    int oom = 0;
     for (int p = 0; p < h->n_plugins; p++) {
         const struct qlab_plugin *d = h->plugins[p]->desc;
         for (uint32_t s = 0; s < d->n_schemes; s++) {
             struct qscheme_ref ref = {.plugin = h->plugins[p], .scheme = d->schemes[s]};
-            add_run(runs, &n_runs, &ref, "default", "");
+            oom |= add_run(&runs, &ref, "default", "");
             if (strcmp(d->name, "int") == 0 && strcmp(d->schemes[s]->name, "int") == 0) {
-                add_run(runs, &n_runs, &ref, "int8/channel",
-                        "bits=8,symmetric=true,granularity=channel");
-                add_run(runs, &n_runs, &ref, "int4/channel",
-                        "bits=4,symmetric=true,granularity=channel");
+                oom |= add_run(&runs, &ref, "int8/channel",
+                               "bits=8,symmetric=true,granularity=channel");
+                oom |= add_run(&runs, &ref, "int4/channel",
+                               "bits=4,symmetric=true,granularity=channel");
             }
         }
     }
 
     const int64_t n = (int64_t)ROWS * COLS;
-    float *x = malloc((size_t)n * sizeof *x);
+    float *x = oom ? NULL : malloc((size_t)n * sizeof *x);
     if (!x) {
         fprintf(stderr, "quant_throughput: out of memory\n");
+        for (int i = 0; i < runs.n; i++)
+            qscheme_config_free(runs.v[i].c);
+        free(runs.v);
         qhost_free(h);
         return 1;
     }
@@ -345,28 +385,31 @@ int main(int argc, char **argv)
     for (int i = 0; i < h->n_refused; i++)
         printf("# refused: %s\n", h->refused[i]);
     printf("# tag\tplugin/scheme\tparams\thost_MB/s\traw_MB/s\tbits/weight\tmse\tstatus\n");
-    for (int i = 0; i < n_runs; i++) {
-        struct run *r = &runs[i];
+    for (int i = 0; i < runs.n; i++) {
+        struct run *r = &runs.v[i];
         struct result res = {.mse = -1};
         if (r->c)
-            measure(r, x, repeat, &res);
+            measure(r, x, repeat, limit_s, &res);
         else
             snprintf(res.status, sizeof res.status, "%s", r->error);
-        char host[32] = "-", raw[32] = "-", bpw[32] = "-", err2[32] = "-";
+        char host[32] = "-", fresh[32] = "-", raw[32] = "-", bpw[32] = "-", err2[32] = "-";
         if (res.host_s > 0 && res.runs > 0)
             snprintf(host, sizeof host, "%.0f", mb / res.host_s);
+        if (res.fresh_s > 0 && res.runs > 0)
+            snprintf(fresh, sizeof fresh, "%.0f", mb / res.fresh_s);
         if (res.raw_s > 0 && res.runs > 0)
             snprintf(raw, sizeof raw, "%.0f", mb / res.raw_s);
         if (res.bits_per_weight > 0)
             snprintf(bpw, sizeof bpw, "%.4f", res.bits_per_weight);
         if (res.mse >= 0)
             snprintf(err2, sizeof err2, "%.6g", res.mse);
-        printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r->tag, r->name, params_of(r), host, raw,
-               bpw, err2, res.status);
+        printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r->tag, r->name, params_of(r), host,
+               fresh, raw, bpw, err2, res.status);
         fflush(stdout);
     }
-    for (int i = 0; i < n_runs; i++)
-        qscheme_config_free(runs[i].c);
+    for (int i = 0; i < runs.n; i++)
+        qscheme_config_free(runs.v[i].c);
+    free(runs.v);
     free(x);
     qhost_free(h);
     return 0;

@@ -43,7 +43,8 @@ def normal_tensor():
             r = (z >> np.uint64(11)).astype(np.float64)
             u1 = (r[0::2] + 1.0) / 9007199254740993.0
             u2 = r[1::2] / 9007199254740992.0
-            out[start:start + m] = (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).astype(np.float32)
+            g = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+            out[start:start + m] = g.astype(np.float32)
     return torch.from_numpy(out.reshape(ROWS, COLS))
 
 

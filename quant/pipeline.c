@@ -129,20 +129,28 @@ static struct qlab_tensor_view view_of(const struct qtensor *t, const float *dat
 
 /* A plain scheme: its own size and its own dequantized values. */
 static int run_single(const struct qscheme_config *c, const struct qtensor *t, float *out,
-                      uint64_t *bits, const struct qlab_host *host, qerr *err)
+                      int64_t out_capacity, uint64_t *bits, const struct qlab_host *host,
+                      qerr *err)
 {
     int64_t rows, cols;
     qtensor_matrix_shape(t, &rows, &cols);
     struct qlab_tensor_view v = view_of(t, t->f32, rows, cols);
     if (qscheme_size_bits(c, rows, cols, bits, err) < 0)
         return -1;
-    return out ? qscheme_quantize(c, &v, out, host, err) : 0;
+    if (!out)
+        return 0;
+    if (out_capacity < t->numel)
+        return qerr_set(err, "tensor '%s': output too small", t->name);
+    return out_capacity >= t->numel + QSCHEME_OUT_GUARD
+               ? qscheme_quantize_into(c, &v, out, out_capacity, host, err)
+               : qscheme_quantize(c, &v, out, host, err);
 }
 
 /* Prune, gather the kept values, quantize them (or keep them float32),
  * scatter back. out may be NULL when only the size is wanted. */
 static int run_pruned(const struct qpipeline *p, const struct qtensor *t, float *out,
-                      uint64_t *bits, const struct qlab_host *host, qerr *err)
+                      int64_t out_capacity, uint64_t *bits, const struct qlab_host *host,
+                      qerr *err)
 {
     int64_t rows, cols;
     qtensor_matrix_shape(t, &rows, &cols);
@@ -151,6 +159,10 @@ static int run_pruned(const struct qpipeline *p, const struct qtensor *t, float 
     uint8_t *keep = malloc((size_t)(n ? n : 1));
     float *packed = NULL, *deq = NULL;
     int rc = -1;
+    if (out && out_capacity < n) {
+        qerr_set(err, "tensor '%s': output too small", t->name);
+        goto out;
+    }
     if (!keep) {
         qerr_set(err, "tensor '%s': out of memory", t->name);
         goto out;
@@ -159,7 +171,7 @@ static int run_pruned(const struct qpipeline *p, const struct qtensor *t, float 
     if (qscheme_mask(p->stage[0], &v, keep, &kept, host, err) < 0 ||
         qscheme_size_bits(p->stage[0], rows, cols, &mask_bits, err) < 0)
         goto out;
-    size_t room = (size_t)(rows * kept > 0 ? rows * kept : 1);
+    size_t room = (size_t)(rows * kept) + QSCHEME_OUT_GUARD;
     packed = malloc(room * sizeof *packed);
     deq = malloc(room * sizeof *deq);
     if (!packed || !deq) {
@@ -174,7 +186,7 @@ static int run_pruned(const struct qpipeline *p, const struct qtensor *t, float 
         struct qlab_tensor_view kv = view_of(t, packed, rows, kept);
         const struct qscheme_config *q = p->stage[1];
         if (qscheme_size_bits(q, rows, kept, &value_bits, err) < 0 ||
-            (out && qscheme_quantize(q, &kv, deq, host, err) < 0)) {
+            (out && qscheme_quantize_into(q, &kv, deq, (int64_t)room, host, err) < 0)) {
             qerr_prefix(err, "after pruning to %lld of %lld values per row", (long long)kept,
                         (long long)cols);
             goto out;
@@ -197,14 +209,14 @@ out:
 }
 
 int qpipeline_run(const struct qpipeline *p, const struct qtensor *t, float *out,
-                  uint64_t *bits, const struct qlab_host *host, qerr *err)
+                  int64_t out_capacity, uint64_t *bits, const struct qlab_host *host, qerr *err)
 {
-    return p->prunes ? run_pruned(p, t, out, bits, host, err)
-                     : run_single(p->stage[0], t, out, bits, host, err);
+    return p->prunes ? run_pruned(p, t, out, out_capacity, bits, host, err)
+                     : run_single(p->stage[0], t, out, out_capacity, bits, host, err);
 }
 
 int qpipeline_size_bits(const struct qpipeline *p, const struct qtensor *t,
                         const struct qlab_host *host, uint64_t *bits, qerr *err)
 {
-    return qpipeline_run(p, t, NULL, bits, host, err);
+    return qpipeline_run(p, t, NULL, 0, bits, host, err);
 }

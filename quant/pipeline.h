@@ -34,11 +34,14 @@ const struct qscheme_config *qpipeline_main(const struct qpipeline *p);
 int qpipeline_size_bits(const struct qpipeline *p, const struct qtensor *t,
                         const struct qlab_host *host, uint64_t *bits, qerr *err);
 
-/* Quantizes and dequantizes a tensor into out (numel floats) and gives its
- * storage in bits. Pruning: the kept values of each row are gathered into
- * a rows x kept matrix, the next stage quantizes that, and the results are
- * scattered back with zeros where values were removed. */
+/* Quantizes and dequantizes a tensor into out (room for out_capacity
+ * floats, at least numel; with numel + QSCHEME_OUT_GUARD the plugin
+ * writes straight into it, saving a copy) and gives its storage in bits.
+ * out may be NULL when only the size is wanted. Pruning: the kept values
+ * of each row are gathered into a rows x kept matrix, the next stage
+ * quantizes that, and the results are scattered back with zeros where
+ * values were removed. */
 int qpipeline_run(const struct qpipeline *p, const struct qtensor *t, float *out,
-                  uint64_t *bits, const struct qlab_host *host, qerr *err);
+                  int64_t out_capacity, uint64_t *bits, const struct qlab_host *host, qerr *err);
 
 #endif

@@ -24,7 +24,7 @@
 /* An enum with more choices than this is surely a missing NULL terminator. */
 #define MAX_CHOICES 256
 /* Extra floats after the plugin's output that must come back untouched. */
-#define GUARD_FLOATS 16
+#define GUARD_FLOATS QSCHEME_OUT_GUARD
 /* The bit pattern the output buffer is filled with: a quiet NaN with a
  * payload, so a value the plugin forgot to write is also caught as NaN. */
 #define SENTINEL_BITS 0x7fc0dea1u
@@ -918,31 +918,34 @@ int qscheme_size_bits(const struct qscheme_config *c, int64_t rows, int64_t cols
     return 0;
 }
 
-int qscheme_quantize(const struct qscheme_config *c, const struct qlab_tensor_view *in,
-                     float *out, const struct qlab_host *host, qerr *err)
+/* Index of the first value that is not finite, or -1. The common case (all
+ * finite) is one branch-free pass over the exponent bits. */
+static int64_t first_non_finite(const float *x, int64_t n)
 {
-    char who[400];
-    snprintf(who, sizeof who, "%s/%s: tensor '%.200s'", c->ref.plugin->desc->name,
-             c->ref.scheme->name, in->name ? in->name : "(unnamed)");
-    int64_t n;
-    if (in->rows < 0 || in->cols < 0 || __builtin_mul_overflow(in->rows, in->cols, &n) ||
-        (uint64_t)n > SIZE_MAX / sizeof(float) - GUARD_FLOATS)
-        return qerr_set(err, "%s: invalid shape %" PRId64 " x %" PRId64, who, in->rows,
-                        in->cols);
-    if (n > 0 && (!in->data || !out))
-        return qerr_set(err, "%s: no data", who);
+    uint32_t any = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u); /* the bits, without breaking aliasing rules */
+        any |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+    }
+    if (!any)
+        return -1;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return i;
+    return -1;
+}
 
-    /* The plugin writes into a private, over-allocated buffer, so a write
-     * past the end lands in the guard instead of the caller's memory. */
-    size_t total = (size_t)n + GUARD_FLOATS;
-    float *buf = malloc(total * sizeof *buf);
-    if (!buf)
-        return qerr_set(err, "%s: out of memory for %" PRId64 " values", who, n);
+/* Runs the plugin into buf, which has room for n + GUARD_FLOATS values,
+ * and checks what it wrote. */
+static int quantize_checked(const struct qscheme_config *c, const struct qlab_tensor_view *in,
+                            float *buf, int64_t n, const struct qlab_host *host, const char *who,
+                            qerr *err)
+{
+    /* A write past the end lands in the guard, which must stay intact. */
     const uint32_t sentinel_bits = SENTINEL_BITS;
-    float sentinel;
-    memcpy(&sentinel, &sentinel_bits, sizeof sentinel);
-    for (size_t i = 0; i < total; i++)
-        buf[i] = sentinel;
+    for (int i = 0; i < GUARD_FLOATS; i++)
+        memcpy(&buf[n + i], &sentinel_bits, sizeof sentinel_bits);
     struct qlab_host def_host = {.struct_size = sizeof def_host};
     char ebuf[512] = "";
     int64_t written = -1;
@@ -950,33 +953,66 @@ int qscheme_quantize(const struct qscheme_config *c, const struct qlab_tensor_vi
                                      host ? host : &def_host, ebuf, sizeof ebuf);
     ebuf[sizeof ebuf - 1] = 0;
     one_line(ebuf);
-    if (rc != 0) {
-        rc = qerr_set(err, "%s: %s", who, *ebuf ? ebuf : "quantize failed without a message");
-        goto out;
-    }
-    if (written != n) {
-        rc = qerr_set(err, "%s: returned %" PRId64 " values, expected %" PRId64, who, written, n);
-        goto out;
-    }
+    if (rc != 0)
+        return qerr_set(err, "%s: %s", who, *ebuf ? ebuf : "quantize failed without a message");
+    if (written != n)
+        return qerr_set(err, "%s: returned %" PRId64 " values, expected %" PRId64, who, written,
+                        n);
     /* Compared bit for bit: the sentinel is a NaN, which never equals itself. */
-    for (size_t i = (size_t)n; i < total; i++) {
-        if (memcmp(&buf[i], &sentinel, sizeof sentinel) != 0) {
-            rc = qerr_set(err, "%s: wrote past the end of its output buffer", who);
-            goto out;
-        }
-    }
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(buf[i])) {
-            rc = qerr_set(err, "%s: produced %s at index %" PRId64, who,
-                          isnan(buf[i]) ? "NaN" : "Inf", i);
-            goto out;
-        }
-    }
-    if (n > 0)
+    for (int i = 0; i < GUARD_FLOATS; i++)
+        if (memcmp(&buf[n + i], &sentinel_bits, sizeof sentinel_bits) != 0)
+            return qerr_set(err, "%s: wrote past the end of its output buffer", who);
+    int64_t bad = first_non_finite(buf, n);
+    if (bad >= 0)
+        return qerr_set(err, "%s: produced %s at index %" PRId64, who,
+                        isnan(buf[bad]) ? "NaN" : "Inf", bad);
+    return 0;
+}
+
+static int quantize_args(const struct qscheme_config *c, const struct qlab_tensor_view *in,
+                         const float *out, char *who, size_t who_size, int64_t *n, qerr *err)
+{
+    snprintf(who, who_size, "%s/%s: tensor '%.200s'", c->ref.plugin->desc->name,
+             c->ref.scheme->name, in->name ? in->name : "(unnamed)");
+    if (in->rows < 0 || in->cols < 0 || __builtin_mul_overflow(in->rows, in->cols, n) ||
+        (uint64_t)*n > SIZE_MAX / sizeof(float) - GUARD_FLOATS)
+        return qerr_set(err, "%s: invalid shape %" PRId64 " x %" PRId64, who, in->rows,
+                        in->cols);
+    if (*n > 0 && (!in->data || !out))
+        return qerr_set(err, "%s: no data", who);
+    return 0;
+}
+
+int qscheme_quantize(const struct qscheme_config *c, const struct qlab_tensor_view *in,
+                     float *out, const struct qlab_host *host, qerr *err)
+{
+    char who[400];
+    int64_t n;
+    if (quantize_args(c, in, out, who, sizeof who, &n, err) < 0)
+        return -1;
+    /* a private buffer, so the caller's stays untouched on failure */
+    float *buf = malloc(((size_t)n + GUARD_FLOATS) * sizeof *buf);
+    if (!buf)
+        return qerr_set(err, "%s: out of memory for %" PRId64 " values", who, n);
+    int rc = quantize_checked(c, in, buf, n, host, who, err);
+    if (rc == 0 && n > 0)
         memcpy(out, buf, (size_t)n * sizeof *out);
-out:
     free(buf);
     return rc;
+}
+
+int qscheme_quantize_into(const struct qscheme_config *c, const struct qlab_tensor_view *in,
+                          float *out, int64_t out_capacity, const struct qlab_host *host,
+                          qerr *err)
+{
+    char who[400];
+    int64_t n;
+    if (quantize_args(c, in, out, who, sizeof who, &n, err) < 0)
+        return -1;
+    if (out_capacity < n + QSCHEME_OUT_GUARD)
+        return qerr_set(err, "%s: output has room for %" PRId64 " values, %" PRId64 " needed",
+                        who, out_capacity, n + QSCHEME_OUT_GUARD);
+    return quantize_checked(c, in, out, n, host, who, err);
 }
 
 /* ---- optional capabilities: packing, decoding, pruning masks -------------- */

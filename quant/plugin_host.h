@@ -95,6 +95,16 @@ int qscheme_unpack(const struct qscheme_config *c, const uint8_t *in, int64_t in
 int qscheme_mask(const struct qscheme_config *c, const struct qlab_tensor_view *in, uint8_t *keep,
                  int64_t *kept_per_row, const struct qlab_host *host, qerr *err);
 
+/* Floats of room past the values that qscheme_quantize_into needs. */
+#define QSCHEME_OUT_GUARD 16
+
+/* The same checks without the private copy: the plugin writes straight
+ * into out, which must have room for rows*cols + QSCHEME_OUT_GUARD floats.
+ * On failure out holds whatever the plugin left there. */
+int qscheme_quantize_into(const struct qscheme_config *c, const struct qlab_tensor_view *in,
+                          float *out, int64_t out_capacity, const struct qlab_host *host,
+                          qerr *err);
+
 /* Text value of a parameter for display ("channel", "8", "true"). */
 void qparam_format_value(const struct qlab_param *p, const struct qlab_value *v,
                          char *buf, size_t size);

@@ -151,14 +151,14 @@ static struct deq_entry *quantize_one(const struct qtensor *t, const struct qpip
 {
     struct deq_entry *e = calloc(1, sizeof *e);
     if (!e || !(e->key = entry_key(t, c)) ||
-        !(e->data = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float)))) {
+        !(e->data = malloc((size_t)(t->numel + QSCHEME_OUT_GUARD) * sizeof(float)))) {
         if (e)
             entry_free(e);
         qerr_set(err, "tensor '%s': out of memory", t->name);
         return NULL;
     }
     e->numel = t->numel;
-    if (qpipeline_run(c, t, e->data, &e->bits, host, err) < 0) {
+    if (qpipeline_run(c, t, e->data, t->numel + QSCHEME_OUT_GUARD, &e->bits, host, err) < 0) {
         qerr_prefix(err, "tensor '%s' with %s", t->name, c->label);
         entry_free(e);
         return NULL;

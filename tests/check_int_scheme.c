@@ -464,6 +464,31 @@ START_TEST(test_defaults_unchanged)
     quant("percentile=60", x, ROWS, COLS, y1);
     quant("", x, ROWS, COLS, y0);
     ck_assert_int_eq(memcmp(y0, y1, sizeof y0), 0);
+
+    /* And the defaults are the first revision's formula, written the plain
+     * way (nearbyintf, x / scale), bit for bit, in every mode. */
+    for (int bits = 2; bits <= 8; bits++) {
+        for (int sym = 0; sym <= 1; sym++) {
+            for (int m = 0; m < 3; m++) {
+                char a[160];
+                snprintf(a, sizeof a, "bits=%d,symmetric=%d,%s", bits, sym, modes[m]);
+                quant(a, x, ROWS, COLS, y0);
+                int glen = m == 0 ? ROWS * COLS : m == 1 ? COLS : 16;
+                int rlen = m == 0 ? ROWS * COLS : COLS;
+                for (int r0 = 0; r0 < ROWS * COLS; r0 += rlen) {
+                    for (int j = 0; j < rlen; j += glen) {
+                        int at = r0 + j, len = rlen - j < glen ? rlen - j : glen;
+                        float lo = x[at];
+                        for (int i = 0; i < len; i++)
+                            lo = fminf(lo, x[at + i]);
+                        ref_grid(x + at, len, bits, sym, group_scale(x + at, len, bits, sym), lo,
+                                 y1 + at);
+                    }
+                }
+                assert_floats(y0, y1, ROWS * COLS, a);
+            }
+        }
+    }
 }
 END_TEST
 
@@ -931,6 +956,13 @@ START_TEST(test_cancel)
     ck_assert_int_ne(qscheme_quantize(c, &v, y, &host, &err), 0);
     ck_assert_str_eq(err.msg, "int/int: tensor 'big': cancelled");
     qscheme_config_free(c);
+    /* The mse search over one large group asks too, between ratios. */
+    c = cfg("bits=4,clip=mse,granularity=tensor");
+    asked = 0;
+    ck_assert_int_ne(qscheme_quantize(c, &v, y, &host, &err), 0);
+    ck_assert_str_eq(err.msg, "int/int: tensor 'big': cancelled");
+    ck_assert_int_eq(asked, 1);
+    qscheme_config_free(c);
 }
 END_TEST
 
@@ -955,20 +987,27 @@ START_TEST(test_threads_share_a_config)
     enum { N = 64 * 200, T = 4 };
     static float x[N], ref[N], out[T][N];
     fill_normal(x, N, 11, 1, 0.2f);
-    struct qscheme_config *c = cfg("bits=5,symmetric=false,granularity=group,group=48");
-    quant("bits=5,symmetric=false,granularity=group,group=48", x, 64, 200, ref);
-    pthread_t th[T];
-    struct job jobs[T];
-    for (int t = 0; t < T; t++) {
-        jobs[t] = (struct job){.c = c, .x = x, .y = out[t], .rc = -1};
-        ck_assert_int_eq(pthread_create(&th[t], NULL, run_job, &jobs[t]), 0);
+    /* The clip searches work on the stack only, so they share a handle too. */
+    static const char *const params[] = {
+        "bits=5,symmetric=false,granularity=group,group=48",
+        "bits=4,clip=mse,scale_dtype=e8m0",
+        "bits=6,symmetric=false,granularity=group,group=48,clip=percentile,percentile=99"};
+    for (size_t k = 0; k < sizeof params / sizeof params[0]; k++) {
+        struct qscheme_config *c = cfg(params[k]);
+        quant(params[k], x, 64, 200, ref);
+        pthread_t th[T];
+        struct job jobs[T];
+        for (int t = 0; t < T; t++) {
+            jobs[t] = (struct job){.c = c, .x = x, .y = out[t], .rc = -1};
+            ck_assert_int_eq(pthread_create(&th[t], NULL, run_job, &jobs[t]), 0);
+        }
+        for (int t = 0; t < T; t++) {
+            ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+            ck_assert_int_eq(jobs[t].rc, 0);
+            ck_assert_msg(memcmp(out[t], ref, sizeof ref) == 0, "%s: thread %d", params[k], t);
+        }
+        qscheme_config_free(c);
     }
-    for (int t = 0; t < T; t++) {
-        ck_assert_int_eq(pthread_join(th[t], NULL), 0);
-        ck_assert_int_eq(jobs[t].rc, 0);
-        ck_assert_int_eq(memcmp(out[t], ref, sizeof ref), 0);
-    }
-    qscheme_config_free(c);
 }
 END_TEST
 

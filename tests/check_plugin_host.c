@@ -125,7 +125,7 @@ START_TEST(test_load_descriptors)
     ck_assert_uint_eq(pi->desc->abi_version, QLAB_PLUGIN_ABI);
     ck_assert_uint_eq(pi->desc->n_schemes, 1);
     ck_assert_str_eq(pi->desc->schemes[0]->name, "int");
-    ck_assert_uint_eq(pi->desc->schemes[0]->n_params, 4);
+    ck_assert_uint_eq(pi->desc->schemes[0]->n_params, 7);
     const struct qlab_param *p = pi->desc->schemes[0]->params;
     ck_assert_str_eq(p[0].name, "bits");
     ck_assert_int_eq(p[0].type, QLAB_PARAM_INT);
@@ -250,9 +250,11 @@ START_TEST(test_configure_defaults)
     const char *texts[] = {NULL, "", "   "};
     for (size_t i = 0; i < 3; i++) {
         struct qscheme_config *c = configure(h, "int", texts[i]);
-        ck_assert_str_eq(c->params_text, "bits=8,symmetric=true,granularity=channel,group=128");
+        ck_assert_str_eq(c->params_text, "bits=8,symmetric=true,granularity=channel,group=128,"
+                                         "clip=minmax,percentile=99.99,scale_dtype=fp32");
         ck_assert_str_eq(c->params_json,
-                         "{\"bits\":8,\"symmetric\":true,\"granularity\":\"channel\",\"group\":128}");
+                         "{\"bits\":8,\"symmetric\":true,\"granularity\":\"channel\",\"group\":128,"
+                         "\"clip\":\"minmax\",\"percentile\":99.99,\"scale_dtype\":\"fp32\"}");
         ck_assert_str_eq(c->label, "int");
         ck_assert_int_eq(c->values[0].i, 8);
         ck_assert_int_eq(c->values[1].i, 1);
@@ -270,9 +272,11 @@ START_TEST(test_configure_with_spaces)
     struct qplugin_host *h = host_with(int_so, NULL);
     struct qscheme_config *c =
         configure(h, "INT", "  bits = 4 ,granularity =GROUP,  symmetric=Off , group= 32 ");
-    ck_assert_str_eq(c->params_text, "bits=4,symmetric=false,granularity=group,group=32");
+    ck_assert_str_eq(c->params_text, "bits=4,symmetric=false,granularity=group,group=32,"
+                                     "clip=minmax,percentile=99.99,scale_dtype=fp32");
     ck_assert_str_eq(c->params_json,
-                     "{\"bits\":4,\"symmetric\":false,\"granularity\":\"group\",\"group\":32}");
+                     "{\"bits\":4,\"symmetric\":false,\"granularity\":\"group\",\"group\":32,"
+                     "\"clip\":\"minmax\",\"percentile\":99.99,\"scale_dtype\":\"fp32\"}");
     ck_assert_str_eq(c->label, "int:bits=4,symmetric=false,granularity=group,group=32");
     qscheme_config_free(c);
     /* Giving a default explicitly keeps it out of the label. */
@@ -301,7 +305,8 @@ START_TEST(test_configure_errors)
         {"granularity=row", "granularity=row is not one of tensor, channel, group"},
         {"symmetric=maybe", "symmetric=maybe is not a boolean (true/false)"},
         {"symmetric=2", "symmetric=2 is not a boolean"},
-        {"bitz=3", "int: unknown parameter 'bitz' (parameters: bits, symmetric, granularity, group)"},
+        {"bitz=3", "int: unknown parameter 'bitz' (parameters: bits, symmetric, granularity, "
+                   "group, clip, percentile, scale_dtype)"},
         {"bits=4, bits=5", "int: parameter 'bits' is given twice"},
         {"bits=4,BITS=4", "is given twice"},
         {"bits", "int: 'bits' has no '='"},

@@ -18,8 +18,8 @@
  *
  * Range. Each group's range [lo, hi] is chosen by `clip`:
  *   minmax      lo = min x, hi = max x over the group.
- *   percentile  nearest rank on the sorted values: the P-th percentile of
- *               n values is the k-th smallest, k = ceil(n * P / 100)
+ *   percentile  nearest rank on the sorted values: the p-th percentile of
+ *               n values is the k-th smallest, k = ceil(n * p / 100)
  *               (computed in double; within a relative 1e-9 of an integer
  *               counts as that integer, so 99.99 % of 10000 is k = 9999
  *               although 99.99 has no exact binary form), k clamped to
@@ -319,7 +319,7 @@ struct grid {
 /* Lane j holds the min, the max and the finiteness sum of x[j], x[j + LANES], ... */
 struct lanes {
     float mn[LANES], mx[LANES];
-    float nf[LANES]; /* sum of x - x: +0 while every x is finite, NaN (sticky) after an Inf or NaN */
+    float nf[LANES]; /* sum of x - x: +0 while all are finite, NaN (sticky) after Inf or NaN */
 };
 
 static void lanes_init(struct lanes *l, float first)
