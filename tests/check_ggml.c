@@ -436,6 +436,122 @@ END_TEST
 
 /* ---- Bounds: test-quantize-fns error, zeros, determinism ------------------- */
 
+/* ---- K types: blocks laid out by hand from ggml-common.h, decoded by hand ---
+ * Every scale and code is the same across a block, so each run of values
+ * has one known value. fp16 1.0 is 0x3C00, 0.5 is 0x3800 (little-endian). */
+
+static void expect_runs(const float *y, const float *want, int run, int n_runs, const char *what)
+{
+    for (int r = 0; r < n_runs; r++)
+        for (int i = 0; i < run; i++)
+            ck_assert_msg(y[r * run + i] == want[r], "%s: value %d is %g, want %g", what,
+                          r * run + i, y[r * run + i], want[r]);
+}
+
+static void decode_block(const char *type, const uint8_t *block, int bytes, float *y)
+{
+    struct qscheme_config *c = cfg(type);
+    unpack_ok(c, block, bytes, 1, 256, y);
+    qscheme_config_free(c);
+}
+
+START_TEST(test_hand_q2_K)
+{
+    /* scales[16] qs[64] d dmin: every sub-block scale 2, min 1 (byte 0x12);
+     * every code byte 0xE4 holds 0, 1, 2, 3 at shifts 0, 2, 4, 6; d 1, dmin
+     * 0.5: y = 1*2*q - 0.5*1 */
+    uint8_t b[84];
+    memset(b, 0x12, 16);
+    memset(b + 16, 0xE4, 64);
+    b[80] = 0x00, b[81] = 0x3C, b[82] = 0x00, b[83] = 0x38;
+    float y[256];
+    decode_block("q2_K", b, 84, y);
+    const float want[8] = {-0.5f, 1.5f, 3.5f, 5.5f, -0.5f, 1.5f, 3.5f, 5.5f};
+    expect_runs(y, want, 32, 8, "q2_K");
+}
+END_TEST
+
+START_TEST(test_hand_q3_K)
+{
+    /* hmask[32] qs[64] scales[12] d: all 16 six-bit scales 33 (low nibbles 1
+     * in bytes 0..7, high bit pairs 2 in bytes 8..11), so scale - 32 = 1;
+     * codes 0xE4 as in q2_K; d 1. hmask bits set: y = q; clear: y = q - 4 */
+    uint8_t b[110];
+    memset(b, 0xFF, 32);
+    memset(b + 32, 0xE4, 64);
+    memset(b + 96, 0x11, 8);
+    memset(b + 104, 0xAA, 4);
+    b[108] = 0x00, b[109] = 0x3C;
+    float y[256];
+    decode_block("q3_K", b, 110, y);
+    const float set[8] = {0, 1, 2, 3, 0, 1, 2, 3};
+    expect_runs(y, set, 32, 8, "q3_K, high bits set");
+    memset(b, 0x00, 32);
+    decode_block("q3_K", b, 110, y);
+    const float clear[8] = {-4, -3, -2, -1, -4, -3, -2, -1};
+    expect_runs(y, clear, 32, 8, "q3_K, high bits clear");
+}
+END_TEST
+
+/* The 12 scale bytes of q4_K/q5_K for every sub-block scale 2 and min 1. */
+static void k4_scales(uint8_t *s)
+{
+    memset(s, 2, 4);        /* scales of sub-blocks 0..3 */
+    memset(s + 4, 1, 4);    /* their mins */
+    memset(s + 8, 0x12, 4); /* sub-blocks 4..7: scale in the low nibble, min in the high */
+}
+
+START_TEST(test_hand_q4_K)
+{
+    /* d dmin scales[12] qs[128]; d 1, dmin 1; codes 0x53: the first 32 of
+     * each 64 take the low nibble 3, the next 32 the high nibble 5:
+     * y = 2*3 - 1 = 5 and 2*5 - 1 = 9 */
+    uint8_t b[144];
+    b[0] = 0x00, b[1] = 0x3C, b[2] = 0x00, b[3] = 0x3C;
+    k4_scales(b + 4);
+    memset(b + 16, 0x53, 128);
+    float y[256];
+    decode_block("q4_K", b, 144, y);
+    const float want[8] = {5, 9, 5, 9, 5, 9, 5, 9};
+    expect_runs(y, want, 32, 8, "q4_K");
+}
+END_TEST
+
+START_TEST(test_hand_q5_K)
+{
+    /* d dmin scales[12] qh[32] qs[128]: as q4_K, with fifth bits. qh 0x55
+     * sets the bit of every low-nibble run (16 more) and none of the
+     * high-nibble runs: y = 2*(3+16) - 1 = 37, then 2*5 - 1 = 9 */
+    uint8_t b[176];
+    b[0] = 0x00, b[1] = 0x3C, b[2] = 0x00, b[3] = 0x3C;
+    k4_scales(b + 4);
+    memset(b + 16, 0x55, 32);
+    memset(b + 48, 0x53, 128);
+    float y[256];
+    decode_block("q5_K", b, 176, y);
+    const float want[8] = {37, 9, 37, 9, 37, 9, 37, 9};
+    expect_runs(y, want, 32, 8, "q5_K");
+}
+END_TEST
+
+START_TEST(test_hand_q6_K)
+{
+    /* ql[128] qh[64] scales[16] d: ql 0x53 (low 3, high 5), qh 0xE4 (upper
+     * bit pairs 0, 1, 2, 3), every scale 2, d 1. Each 128 values hold four
+     * runs of 32: (3 | 0<<4) - 32 = -29, (3 | 1<<4) - 32 = -13,
+     * (5 | 2<<4) - 32 = 5, (5 | 3<<4) - 32 = 21, each times 2 */
+    uint8_t b[210];
+    memset(b, 0x53, 128);
+    memset(b + 128, 0xE4, 64);
+    memset(b + 192, 2, 16);
+    b[208] = 0x00, b[209] = 0x3C;
+    float y[256];
+    decode_block("q6_K", b, 210, y);
+    const float want[8] = {-58, -26, 10, 42, -58, -26, 10, 42};
+    expect_runs(y, want, 32, 8, "q6_K");
+}
+END_TEST
+
 START_TEST(test_round_trip_error)
 {
     enum { N = 32 * 128 };
@@ -872,6 +988,11 @@ int main(void)
     tcase_add_test(hand, test_hand_tq2_0);
     tcase_add_test(hand, test_hand_tq1_0);
     tcase_add_test(hand, test_hand_mxfp4);
+    tcase_add_test(hand, test_hand_q2_K);
+    tcase_add_test(hand, test_hand_q3_K);
+    tcase_add_test(hand, test_hand_q4_K);
+    tcase_add_test(hand, test_hand_q5_K);
+    tcase_add_test(hand, test_hand_q6_K);
     suite_add_tcase(s, hand);
 
     TCase *bounds = tcase_create("Bounds");
