@@ -50,6 +50,7 @@ int cli_eval(struct cli *c);
 int cli_runs(struct cli *c);
 int cli_plugins(struct cli *c);
 int cli_quant(struct cli *c);
+int cli_generate(struct cli *c);
 int cli_tui(struct cli *c);
 
 #endif

@@ -14,9 +14,13 @@
 static const char help[] =
     "usage: qlab eval MODEL [--quant RECIPE] [--data FILE [--labels FILE]]\n"
     "                 [--limit N] [--batch N] [--threads N] [--json]\n"
+    "       qlab eval LANGUAGE-MODEL --data TEXT [--ctx N] [--chunks N]\n"
+    "                 [--tokenizer FILE] [--quant RECIPE] [--json]\n"
     "\n"
     "Quantizes MODEL's tensors by RECIPE, runs it over the evaluation data\n"
     "next to the float model, and records the run in the database.\n"
+    "MODEL: a model.json folder or file, a GGUF file, a llama2.c checkpoint,\n"
+    "or a Hugging Face folder.\n"
     "\n"
     "  --quant RECIPE  rules 'GLOB=SCHEME[:key=value,...];...': the last rule\n"
     "                  that matches a tensor wins; 'float' keeps it in float.\n"
@@ -30,6 +34,16 @@ static const char help[] =
     "  --batch N       samples per forward pass (default 64)\n"
     "  --threads N     worker threads (default: one per core)\n"
     "  --json          print the run as JSON (schema in README.md)\n"
+    "\n"
+    "Language models report perplexity as llama-perplexity computes it (chunks\n"
+    "of --ctx tokens, the first set to BOS, the second half scored) and its KL\n"
+    "divergence from the float model, whose log-probabilities are computed\n"
+    "once per (model, data, ctx, chunks) and cached.\n"
+    "  --data FILE     text (tokenized with one BOS), or token ids: a\n"
+    "                  .safetensors file, or raw little-endian .i32/.u32\n"
+    "  --ctx N         tokens per chunk (default: the model's context, at most 512)\n"
+    "  --chunks N      evaluate the first N chunks only\n"
+    "  --tokenizer F   llama2.c tokenizer.bin (default: found beside the model)\n"
     "\n"
     "Ctrl-C cancels; the run is recorded as cancelled.\n";
 
@@ -75,19 +89,34 @@ static void on_progress(void *ctx, const char *phase, int64_t done, int64_t tota
     fprintf(stderr, "\r\033[K%-15s %lld/%lld (%3.0f%%)", phase, (long long)done,
             (long long)total, 100.0 * (double)done / (double)total);
     if (rate > 0 && strcmp(phase, "quantize") != 0)
-        fprintf(stderr, "  %.0f samples/s", rate);
+        fprintf(stderr, "  %.1f/s", rate);
     fflush(stderr);
 }
 
 /* ---- output ------------------------------------------------------------------ */
+
+static void print_lm(const struct wb_eval_outcome *o)
+{
+    const struct qlm_metrics *m = &o->lm;
+    printf("tokens          %lld scored in %lld chunks\n", (long long)m->n_tokens_scored,
+           (long long)m->n_chunks);
+    printf("perplexity      %.4f +/- %.5f   (float %.4f)\n", m->ppl, m->ppl_err, m->ppl_ref);
+    printf("ln(PPL(Q)/PPL(base)) %.6f\n", m->ln_ppl_ratio);
+    printf("KL divergence   mean %.6f  median %.6f  99%% %.6f  max %.6f\n", m->kld_mean,
+           m->kld_median, m->kld_p99, m->kld_max);
+    printf("same top token  %.3f %%\n", m->same_top_pct);
+    printf("delta p         mean %.3f %%  RMS %.3f %%\n", m->dp_mean, m->dp_rms);
+    if (o->samples_per_s > 0)
+        printf("speed           %.0f tokens/s\n", o->samples_per_s);
+}
 
 static void print_human(const struct qstore_run *r, const struct wb_eval_outcome *o)
 {
     char qb[32], fb[32];
     cli_format_bytes((double)r->size_bytes, qb, sizeof qb);
     cli_format_bytes((double)r->float_bytes, fb, sizeof fb);
-    printf("run %lld %s: %s on %s (%lld samples)\n", (long long)r->id, r->status,
-           r->model_name, r->dataset_path, (long long)r->n_samples);
+    printf("run %lld %s: %s on %s (%lld %s)\n", (long long)r->id, r->status, r->model_name,
+           r->dataset_path, (long long)r->n_samples, o->is_lm ? "scored tokens" : "samples");
     printf("recipe          %s\n", r->recipe_text && *r->recipe_text ? r->recipe_text
                                                                      : "(none: all float)");
     printf("size            %s of %s float (%.1f%%), %.3f bits/weight\n", qb, fb,
@@ -95,6 +124,10 @@ static void print_human(const struct qstore_run *r, const struct wb_eval_outcome
            r->bits_per_weight);
     if (strcmp(o->status, "done") != 0)
         return;
+    if (o->is_lm) {
+        print_lm(o);
+        return;
+    }
     const struct qclass_metrics *m = &o->metrics, *f = &o->float_metrics;
     printf("                %10s %10s %10s\n", "quantized", "float", "change");
     printf("top-1 %%         %10.2f %10.2f %+10.2f\n", m->top1, f->top1, m->top1 - f->top1);
@@ -114,7 +147,7 @@ static void print_human(const struct qstore_run *r, const struct wb_eval_outcome
 
 int cli_eval(struct cli *c)
 {
-    const char *model = NULL, *quant = "", *v;
+    const char *model = NULL, *quant = "", *tokenizer = NULL, *v;
     struct wb_eval_request req = {0};
     if (c->help) {
         fputs(help, stdout);
@@ -135,6 +168,20 @@ int cli_eval(struct cli *c)
             if (r < 0)
                 return EXIT_USAGE;
             req.labels = v;
+        } else if ((r = cli_opt_value(c, c->argc, c->argv, &i, "--tokenizer", &v)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+            tokenizer = v;
+        } else if ((r = cli_opt_value(c, c->argc, c->argv, &i, "--ctx", &v)) != 0) {
+            if (r < 0 || cli_parse_count(c, "--ctx", v, &n) < 0)
+                return EXIT_USAGE;
+            if (n < 4 || n > 1048576)
+                return cli_usage_error(c, "--ctx is 4..1048576");
+            req.n_ctx = (int)n;
+        } else if ((r = cli_opt_value(c, c->argc, c->argv, &i, "--chunks", &v)) != 0) {
+            if (r < 0 || cli_parse_count(c, "--chunks", v, &n) < 0)
+                return EXIT_USAGE;
+            req.n_chunks = n > 1000000000 ? 1000000000 : (int)n;
         } else if ((r = cli_opt_value(c, c->argc, c->argv, &i, "--limit", &v)) != 0) {
             if (r < 0 || cli_parse_count(c, "--limit", v, &n) < 0)
                 return EXIT_USAGE;
@@ -168,7 +215,7 @@ int cli_eval(struct cli *c)
         return EXIT_RUNTIME;
     qerr err;
     int rc = EXIT_OK;
-    if (wb_load_model(w, model, &err) < 0) {
+    if (wb_load_model_ex(w, model, tokenizer, &err) < 0) {
         rc = cli_runtime_error(&err);
         goto out;
     }

@@ -36,22 +36,24 @@ static void fmt_num(char *buf, size_t n, const char *fmt, double v)
 
 static void print_list(const struct qstore_run *runs, int n)
 {
-    printf("%5s %-11s %-12s %-34s %9s %6s %7s %7s %9s %s\n", "ID", "STATUS", "MODEL", "RECIPE",
-           "SIZE", "BPW", "TOP1", "dTOP1", "KLD", "STARTED");
+    printf("%5s %-11s %-12s %-34s %9s %6s %12s %8s %9s %s\n", "ID", "STATUS", "MODEL", "RECIPE",
+           "SIZE", "BPW", "TOP1/PPL", "vs float", "KLD", "STARTED");
     for (int i = 0; i < n; i++) {
         const struct qstore_run *r = &runs[i];
         cJSON *m = r->metrics_json ? cJSON_Parse(r->metrics_json) : NULL;
-        double top1 = metric(m, "top1");
-        double ftop1 = metric(cJSON_GetObjectItemCaseSensitive(m, "float"), "top1");
-        char size[32] = "-", bpw[16], t1[16], dt[16], kld[16];
+        /* classifiers: top-1 % and its change; language models: PPL and its change % */
+        int lm = r->kind && strcmp(r->kind, "lm") == 0;
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(m, "float");
+        double v = metric(m, lm ? "ppl" : "top1"), fv = metric(f, lm ? "ppl" : "top1");
+        char size[32] = "-", bpw[16], t1[24], dt[16], kld[16];
         if (r->size_bytes > 0)
             cli_format_bytes((double)r->size_bytes, size, sizeof size);
         fmt_num(bpw, sizeof bpw, "%.2f", r->size_bytes > 0 ? r->bits_per_weight : NAN);
-        fmt_num(t1, sizeof t1, "%.2f", top1);
-        fmt_num(dt, sizeof dt, "%+.2f", top1 - ftop1);
+        fmt_num(t1, sizeof t1, lm ? "PPL %.4f" : "%.2f", v);
+        fmt_num(dt, sizeof dt, lm ? "%+.2f%%" : "%+.2f", lm ? 100.0 * (v / fv - 1) : v - fv);
         fmt_num(kld, sizeof kld, "%.5f", metric(m, "kld_mean"));
         const char *recipe = r->recipe_text && *r->recipe_text ? r->recipe_text : "(float)";
-        printf("%5lld %-11s %-12.12s %-34.34s %9s %6s %7s %7s %9s %s\n", (long long)r->id,
+        printf("%5lld %-11s %-12.12s %-34.34s %9s %6s %12s %8s %9s %s\n", (long long)r->id,
                r->status, r->model_name ? r->model_name : "?", recipe, size, bpw, t1, dt, kld,
                r->started_at ? r->started_at : "");
         cJSON_Delete(m);
@@ -83,6 +85,18 @@ static void print_run(const struct qstore_run *r)
     if (r->error)
         printf("error     %s\n", r->error);
     cJSON *m = r->metrics_json ? cJSON_Parse(r->metrics_json) : NULL;
+    if (m && r->kind && strcmp(r->kind, "lm") == 0) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(m, "float");
+        printf("metrics   PPL %.4f +/- %.5f (float %.4f) over %.0f tokens, ctx %.0f\n"
+               "          KLD mean %.6f median %.6f p99 %.6f max %.6f  same top %.3f%%  "
+               "dp mean %.3f%% rms %.3f%%\n",
+               metric(m, "ppl"), metric(m, "ppl_err"), metric(f, "ppl"),
+               metric(m, "n_tokens_scored"), metric(m, "n_ctx"), metric(m, "kld_mean"),
+               metric(m, "kld_median"), metric(m, "kld_p99"), metric(m, "kld_max"),
+               metric(m, "same_top_pct"), metric(m, "dp_mean"), metric(m, "dp_rms"));
+        cJSON_Delete(m);
+        m = NULL;
+    }
     if (m) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(m, "float");
         printf("metrics   top-1 %.2f%% (float %.2f%%)  top-5 %.2f%%  cross-entropy %.4f "

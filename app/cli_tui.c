@@ -9,9 +9,18 @@
 
 static const char help[] =
     "usage: qlab tui [MODEL] [--db FILE] [--plugin FILE.so] [--no-color]\n"
+    "       qlab tui LANGUAGE-MODEL [--data TEXT] [--ctx N] [--chunks N]\n"
+    "                [--tokenizer FILE]\n"
     "\n"
     "Opens the interactive workbench on MODEL (default: the bundled\n"
-    "digits-cnn sample model). Press ? inside for the keys.\n";
+    "digits-cnn sample model). Press ? inside for the keys.\n"
+    "\n"
+    "For a language model, r measures perplexity on a text file:\n"
+    "  --data FILE     the text (asked for inside when not given)\n"
+    "  --ctx N         tokens per chunk (asked for inside when not given;\n"
+    "                  default the model's context, at most 512)\n"
+    "  --chunks N      the first N chunks only (default: all)\n"
+    "  --tokenizer F   llama2.c tokenizer.bin (default: found beside the model)\n";
 
 int cli_tui(struct cli *c)
 {
@@ -19,10 +28,38 @@ int cli_tui(struct cli *c)
         fputs(help, stdout);
         return EXIT_OK;
     }
-    if (c->argc > 1)
-        return cli_usage_error(c, "one MODEL only ('%s' is extra)", c->argv[1]);
+    const char *model = NULL, *tokenizer = NULL, *v;
+    struct tui_options o = {.no_color = c->no_color};
+    for (int i = 0; i < c->argc; i++) {
+        int r;
+        long long n;
+        if ((r = cli_opt_value(c, c->argc, c->argv, &i, "--data", &v)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+            o.data = v;
+        } else if ((r = cli_opt_value(c, c->argc, c->argv, &i, "--tokenizer", &v)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+            tokenizer = v;
+        } else if ((r = cli_opt_value(c, c->argc, c->argv, &i, "--ctx", &v)) != 0) {
+            if (r < 0 || cli_parse_count(c, "--ctx", v, &n) < 0)
+                return EXIT_USAGE;
+            if (n < 4 || n > 1048576)
+                return cli_usage_error(c, "--ctx is 4..1048576");
+            o.n_ctx = (int)n;
+        } else if ((r = cli_opt_value(c, c->argc, c->argv, &i, "--chunks", &v)) != 0) {
+            if (r < 0 || cli_parse_count(c, "--chunks", v, &n) < 0)
+                return EXIT_USAGE;
+            o.n_chunks = n > 1000000000 ? 1000000000 : (int)n;
+        } else if (c->argv[i][0] == '-' && c->argv[i][1]) {
+            return cli_usage_error(c, "unknown option %s (see qlab tui --help)", c->argv[i]);
+        } else if (!model) {
+            model = c->argv[i];
+        } else {
+            return cli_usage_error(c, "one MODEL only ('%s' is extra)", c->argv[i]);
+        }
+    }
     char def[4096];
-    const char *model = c->argc == 1 ? c->argv[0] : NULL;
     if (!model) {
         const char *dir = qlab_sample_models_dir();
         if (!dir) {
@@ -39,8 +76,7 @@ int cli_tui(struct cli *c)
         return EXIT_RUNTIME;
     qerr err;
     int rc = EXIT_OK;
-    struct tui_options o = {.no_color = c->no_color};
-    if (wb_load_model(w, model, &err) < 0 || wb_refresh(w, NULL, &err) < 0 ||
+    if (wb_load_model_ex(w, model, tokenizer, &err) < 0 || wb_refresh(w, NULL, &err) < 0 ||
         tui_run(w, &o, &err) != 0)
         rc = cli_runtime_error(&err);
     wb_close(w);

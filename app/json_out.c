@@ -1,6 +1,9 @@
 /* json_out.c — builds the JSON that --json prints: runs, models, plugins. */
 #include "json_out.h"
 
+#include "quant/llm.h"
+#include "quant/tokenizer.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +134,28 @@ cJSON *json_model(struct wb *w)
     cJSON *in = cJSON_AddArrayToObject(o, "input_shape");
     for (int i = 0; i < m->in_ndim; i++)
         cJSON_AddItemToArray(in, cJSON_CreateNumber((double)m->in_shape[i]));
+    cJSON_AddStringToObject(o, "kind", m->kind == QMODEL_LM ? "lm" : "classifier");
+    if (m->kind == QMODEL_LM) {
+        const struct qllm_config *k = &m->llm->c;
+        cJSON *c = cJSON_AddObjectToObject(o, "llm");
+        cJSON_AddStringToObject(c, "arch", k->arch == QLLM_QWEN2 ? "qwen2" : "llama");
+        cJSON_AddNumberToObject(c, "dim", k->dim);
+        cJSON_AddNumberToObject(c, "hidden_dim", k->hidden_dim);
+        cJSON_AddNumberToObject(c, "n_layers", k->n_layers);
+        cJSON_AddNumberToObject(c, "n_heads", k->n_heads);
+        cJSON_AddNumberToObject(c, "n_kv_heads", k->n_kv_heads);
+        cJSON_AddNumberToObject(c, "head_dim", k->head_dim);
+        cJSON_AddNumberToObject(c, "vocab_size", k->vocab_size);
+        cJSON_AddNumberToObject(c, "context_length", k->max_ctx);
+        cJSON_AddNumberToObject(c, "rope_theta", k->rope_theta);
+        cJSON_AddStringToObject(c, "rope", k->rope == QLLM_ROPE_HALF ? "half" : "interleaved");
+        cJSON_AddNumberToObject(c, "norm_eps", k->norm_eps);
+        cJSON_AddBoolToObject(c, "tied_output", m->llm->output == m->llm->token_embd);
+        cJSON_AddItemToObject(c, "tokenizer",
+                              !m->llm->tok ? cJSON_CreateNull()
+                              : cJSON_CreateString(qtok_kind(m->llm->tok) == QTOK_SPM ? "spm"
+                                                                                   : "bpe"));
+    }
     cJSON_AddNumberToObject(o, "n_classes", m->n_classes);
     cJSON_AddItemToObject(o, "dataset", string_or_null(m->dataset_path));
     cJSON_AddNumberToObject(o, "n_params", (double)s.n_params);
@@ -158,8 +183,15 @@ cJSON *json_model(struct wb *w)
         const struct qtensor *t = m->tensors[i];
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "name", t->name);
-        cJSON_AddStringToObject(j, "op", qop_name(m->nodes[m->tensor_node[i]].op));
-        cJSON_AddStringToObject(j, "node", m->nodes[m->tensor_node[i]].name);
+        cJSON_AddStringToObject(j, "op", qmodel_tensor_op(m, i));
+        if (m->kind == QMODEL_LM) {
+            cJSON_AddItemToObject(j, "source_name",
+                                  string_or_null(m->source_names ? m->source_names[i] : NULL));
+            cJSON_AddItemToObject(j, "stored_type",
+                                  string_or_null(m->stored_types ? m->stored_types[i] : NULL));
+        } else {
+            cJSON_AddStringToObject(j, "node", m->nodes[m->tensor_node[i]].name);
+        }
         cJSON_AddStringToObject(j, "role", roles[m->roles[i]]);
         cJSON_AddStringToObject(j, "dtype", qdtype_info(t->dtype)->name);
         cJSON *sh = cJSON_AddArrayToObject(j, "shape");

@@ -17,6 +17,7 @@ static const char usage[] =
     "                      MODEL defaults to the bundled digits-cnn)\n"
     "  info MODEL          the model's graph, tensors, shapes and sizes\n"
     "  eval MODEL          evaluate with a recipe (--quant) and record the run\n"
+    "  generate MODEL      greedy text from the float and the quantized model\n"
     "  runs list           recorded runs, newest first\n"
     "  runs show ID        one run with its per-tensor table\n"
     "  plugins             plugins, their schemes and parameters\n"
@@ -43,6 +44,7 @@ struct command {
 static const struct command commands[] = {
     {"tui", cli_tui},   {"info", cli_info},       {"eval", cli_eval},
     {"runs", cli_runs}, {"plugins", cli_plugins}, {"quant", cli_quant},
+    {"generate", cli_generate},
 };
 
 /* Pulls the global options out of argv, wherever they are; what is left
@@ -121,8 +123,8 @@ int main(int argc, char **argv)
         if (strcmp(rest[0], commands[i].name) == 0)
             cmd = &commands[i];
     if (!cmd) {
-        fprintf(stderr, "qlab: unknown command '%s' (commands: tui, info, eval, runs, plugins, quant; "
-                "see qlab --help)\n", rest[0]);
+        fprintf(stderr, "qlab: unknown command '%s' (commands: tui, info, eval, generate, runs, "
+                "plugins, quant; see qlab --help)\n", rest[0]);
         free(rest);
         return EXIT_USAGE;
     }

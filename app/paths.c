@@ -39,6 +39,20 @@ int qlab_default_db(char *buf, size_t size)
     return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
+int qlab_cache_dir(char *buf, size_t size)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    int n;
+    if (xdg && xdg[0] == '/')
+        n = snprintf(buf, size, "%s/qlab", xdg);
+    else if (home && *home)
+        n = snprintf(buf, size, "%s/.cache/qlab", home);
+    else
+        return -1;
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
 static int is_dir(const char *p)
 {
     struct stat st;

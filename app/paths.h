@@ -8,6 +8,8 @@
 const char *qlab_exe_dir(void);
 /* $XDG_DATA_HOME/qlab/qlab.db, else $HOME/.local/share/qlab/qlab.db. */
 int qlab_default_db(char *buf, size_t size);
+/* $XDG_CACHE_HOME/qlab, else $HOME/.cache/qlab (not created). */
+int qlab_cache_dir(char *buf, size_t size);
 /* Plugin folders in search order, beyond --plugin: each entry of
  * $QLAB_PLUGIN_PATH (colon-separated), the build folder (next to the
  * executable: plugins/) and the installed folder (../lib/qlab/plugins).

@@ -15,6 +15,7 @@
 #include "quant/dataset.h"
 #include "quant/error.h"
 #include "quant/eval.h"
+#include "quant/lm_eval.h"
 #include "quant/metrics.h"
 #include "quant/model.h"
 #include "quant/plugin_host.h"
@@ -44,6 +45,8 @@ const char *wb_db_path(const struct wb *w);
 
 /* ---- the model ---------------------------------------------------------- */
 int wb_load_model(struct wb *w, const char *path, qerr *err);
+/* The same with a tokenizer file (llama2.c checkpoints; NULL: found beside). */
+int wb_load_model_ex(struct wb *w, const char *path, const char *tokenizer, qerr *err);
 const struct qmodel *wb_model(const struct wb *w);
 const char *wb_model_abspath(const struct wb *w);
 /* SHA-256 of the model files (computed once per load). */
@@ -88,19 +91,22 @@ int wb_scheme_bits_per_weight(const struct wb *w, int tensor, const struct qsche
 
 /* ---- evaluation ------------------------------------------------------------ */
 struct wb_eval_request {
-    const char *data;        /* NULL: the model's default dataset */
+    const char *data;        /* NULL: the model's default dataset (classifiers) */
     const char *labels;      /* IDX labels file, NULL: found beside data */
-    int64_t limit;           /* first N samples; 0: all */
+    int64_t limit;           /* classifiers: first N samples; 0: all */
     int batch, threads;      /* 0: defaults */
+    int n_ctx, n_chunks;     /* language models: tokens per chunk, chunks (0: defaults, all) */
     const struct qprogress *progress;
 };
 
 struct wb_eval_outcome {
     int64_t run_id;
     const char *status;                /* "done", "cancelled" or "failed" */
-    struct qclass_metrics metrics;     /* of the quantized model */
+    int is_lm;                         /* which of the two metric sets holds */
+    struct qclass_metrics metrics;     /* classifiers: of the quantized model */
     struct qclass_metrics float_metrics;
-    double seconds, samples_per_s;     /* of the quantized pass */
+    struct qlm_metrics lm;             /* language models: perplexity and KL divergence */
+    double seconds, samples_per_s;     /* of the quantized pass (samples: scored tokens) */
 };
 
 /* Runs the current recipe over the data and records the run: created as
@@ -111,6 +117,25 @@ struct wb_eval_outcome {
  * failed (outcome->run_id set). */
 int wb_eval(struct wb *w, const struct wb_eval_request *r, struct wb_eval_outcome *o,
             qerr *err);
+
+/* ---- generation (language models) -------------------------------------------- */
+struct wb_generation {
+    char *float_text;        /* the float model's continuation (malloc'd) */
+    char *quant_text;        /* the current recipe's (malloc'd; a copy of float_text's
+                                words when nothing is quantized) */
+    int n_float, n_quant;    /* tokens generated */
+    int same_prefix;         /* tokens both generated identically from the start */
+    double float_tps, quant_tps;
+};
+
+/* Greedy generation of up to n_tokens tokens after prompt (BOS first),
+ * stopping at BOS or EOS, with the float model and with the current
+ * recipe's weights, as llama2.c's run with temperature 0 does. p (may be
+ * NULL) hears "generate float" / "generate quantized" per token and its
+ * cancel flag stops it (returning QEVAL_CANCELLED, err "cancelled"). */
+int wb_generate(struct wb *w, const char *prompt, int n_tokens, const struct qprogress *p,
+                struct wb_generation *g, qerr *err);
+void wb_generation_clear(struct wb_generation *g);
 
 /* ---- history --------------------------------------------------------------- */
 /* Runs of the loaded model (by path or content), or all runs when

@@ -6,8 +6,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 
+#include "llm.h"
 #include "ops.h"
 #include "sha256.h"
 
@@ -88,10 +90,46 @@ void qmodel_free(struct qmodel *m)
     free(m->class_names);
     free(m->dataset_path);
     free(m->labels_path);
+    qllm_free(m->llm);
+    if (m->source_names || m->stored_types)
+        for (int i = 0; i < m->n_tensors; i++) {
+            free(m->source_names ? m->source_names[i] : NULL);
+            free(m->stored_types ? m->stored_types[i] : NULL);
+        }
+    free(m->source_names);
+    free(m->stored_types);
+    free(m->stored_bytes);
+    for (int i = 0; i < m->n_extra_files; i++)
+        free(m->extra_files[i]);
+    free(m->extra_files);
+    for (int i = 0; i < m->n_owned; i++)
+        qtensor_clear(&m->owned[i]);
+    free(m->owned);
+    if (m->map)
+        munmap(m->map, m->map_size);
     free(m);
 }
 
 /* ---- queries --------------------------------------------------------------- */
+
+const char *qmodel_tensor_op(const struct qmodel *m, int tensor)
+{
+    if (tensor < 0 || tensor >= m->n_tensors)
+        return "?";
+    if (m->kind == QMODEL_LM) {
+        if (m->llm && tensor == m->llm->token_embd)
+            return "embedding";
+        switch (m->roles ? m->roles[tensor] : QROLE_OTHER) {
+        case QROLE_WEIGHT: return "matmul";
+        case QROLE_NORM: return "rmsnorm";
+        case QROLE_BIAS: return "bias";
+        default: return "other";
+        }
+    }
+    if (!m->nodes || !m->tensor_node)
+        return "?";
+    return qop_name(m->nodes[m->tensor_node[tensor]].op);
+}
 
 int qmodel_find_tensor(const struct qmodel *m, const char *name)
 {
@@ -121,18 +159,22 @@ int64_t qmodel_float_bytes(const struct qmodel *m)
 
 int qmodel_sha256(const struct qmodel *m, char out[65], qerr *err)
 {
-    if (!m || !m->json_path)
-        return qerr_set(err, "%s: no model.json path to hash", m && m->path ? m->path : "model");
+    const char *src = m && m->json_path ? m->json_path : m && m->path ? m->path : "model";
+    if (!m || (!m->json_path && !m->n_files && !m->n_extra_files))
+        return qerr_set(err, "%s: no files to hash", src);
     struct sha256 s;
     sha256_init(&s);
-    if (sha256_update_file(&s, m->json_path, err) != 0)
+    if (m->json_path && sha256_update_file(&s, m->json_path, err) != 0)
         return -1;
     for (int i = 0; i < m->n_files; i++) {
         if (!m->files || !m->files[i] || !m->files[i]->path)
-            return qerr_set(err, "%s: weight file %d is not open", m->json_path, i);
+            return qerr_set(err, "%s: weight file %d is not open", src, i);
         if (sha256_update_file(&s, m->files[i]->path, err) != 0)
             return -1;
     }
+    for (int i = 0; i < m->n_extra_files; i++)
+        if (sha256_update_file(&s, m->extra_files[i], err) != 0)
+            return -1;
     uint8_t digest[32];
     sha256_final(&s, digest);
     sha256_hex(digest, out);

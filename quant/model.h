@@ -65,11 +65,20 @@ enum qrole {
     QROLE_COUNT
 };
 
+enum qmodel_kind {
+    QMODEL_CLASSIFIER = 0,      /* a graph of ops (model.json) over input samples */
+    QMODEL_LM,                  /* a llama-family transformer over tokens (llm.h) */
+};
+
+struct qllm;
+struct qplugin_host;
+
 struct qmodel {
+    enum qmodel_kind kind;
     char *name;
     char *path;                 /* as opened (folder or model.json) */
     char *json_path;            /* the model.json actually read */
-    char *format;               /* "qlab-json" */
+    char *format;               /* "qlab-json", "gguf", "llama2c", "hf" */
     char *description;
 
     int n_files;
@@ -94,16 +103,47 @@ struct qmodel {
     char **class_names;         /* optional, n_classes */
     char *dataset_path;         /* default evaluation data, resolved, or NULL */
     char *labels_path;          /* optional */
+
+    /* ---- language models (kind == QMODEL_LM) ---- */
+    struct qllm *llm;           /* architecture, per-layer tensor indices, tokenizer */
+    /* Tensors that no safetensors file holds (GGUF, llama2.c): owned here,
+     * their data pointing into map (or, decoded, into f32_owned). */
+    int n_owned;
+    struct qtensor *owned;
+    void *map;                  /* the mapped model file, or NULL */
+    size_t map_size;
+    /* Per tensor (n_tensors entries each, any may be NULL): */
+    char **source_names;        /* the name in the file when qlab renamed it (HF -> GGUF style) */
+    char **stored_types;        /* the type the file stores it as ("Q4_K", "F16"), or NULL */
+    int64_t *stored_bytes;      /* bytes the file uses for it (0: numel * dtype size) */
+    /* Files besides json_path and files[] whose bytes identify the model
+     * (the GGUF or checkpoint itself, a tokenizer, config.json), hashed by
+     * qmodel_sha256 in this order after them. */
+    int n_extra_files;
+    char **extra_files;
 };
 
-/* Opens a native model: a folder holding model.json, or a .json file. */
+/* Opens a model of any format qlab reads: a native model (a folder holding
+ * model.json, or a .json file), a GGUF file, a llama2.c checkpoint (.bin,
+ * with its tokenizer found beside it), or a Hugging Face folder
+ * (config.json). The format is decided by content, not by name. */
 int qmodel_open(const char *path, struct qmodel **out, qerr *err);
+/* The same, with options that only some formats take. */
+struct qmodel_open_opts {
+    const char *tokenizer;      /* llama2.c: tokenizer.bin path (default: found beside) */
+    const struct qplugin_host *host; /* decodes quantized GGUF tensors (the ggml plugin) */
+};
+int qmodel_open_ex(const char *path, const struct qmodel_open_opts *o, struct qmodel **out,
+                   qerr *err);
 void qmodel_free(struct qmodel *m);
 int qmodel_find_tensor(const struct qmodel *m, const char *name); /* -1 if absent */
+/* What uses a tensor, for display: the op of its graph node ("conv2d"), or
+ * for a language model "embedding", "matmul", "rmsnorm" or "bias". */
+const char *qmodel_tensor_op(const struct qmodel *m, int tensor);
 /* Bytes of all graph tensors stored as float32. */
 int64_t qmodel_float_bytes(const struct qmodel *m);
 int64_t qmodel_n_params(const struct qmodel *m);
-/* sha256 over model.json and every weight file, hex. */
+/* sha256 over model.json, every weight file, then every extra file, hex. */
 int qmodel_sha256(const struct qmodel *m, char out[65], qerr *err);
 
 /* Fills roles/tensor_node and infers every node's output shape; checks

@@ -577,11 +577,6 @@ static int load(struct loader *L, const cJSON *root)
     return qmodel_finish_graph(m, L->err); /* also checks the class names' count */
 }
 
-int qmodel_open(const char *path, struct qmodel **out, qerr *err)
-{
-    return qmodel_json_load(path, out, err);
-}
-
 int qmodel_json_load(const char *path, struct qmodel **out, qerr *err)
 {
     *out = NULL;

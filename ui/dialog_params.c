@@ -344,13 +344,14 @@ static const struct ui_screen_ops params_ops = {
     .n_help = (int)(sizeof params_help / sizeof params_help[0]),
 };
 
-/* Starting values: the tensor's own when it already uses this scheme,
+/* Starting values: the tensor's own when it already uses this scheme
+ * (for a glob: the tensor shown, so a role's bits=4 comes back as 4),
  * else the defaults. */
 static void initial_values(struct tui *t, struct params_dialog *d)
 {
     const struct qassign *a = wb_assign(t->w);
     const struct qscheme_config *cur =
-        a && !d->glob && a->config[d->tensor] ? qpipeline_main(a->config[d->tensor]) : NULL;
+        a && a->config[d->tensor] ? qpipeline_main(a->config[d->tensor]) : NULL;
     if (cur && cur->ref.scheme == d->ref.scheme) {
         memcpy(d->v, cur->values, (size_t)d->n * sizeof *d->v);
         return;

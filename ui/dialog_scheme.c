@@ -47,11 +47,12 @@ static int build_rows(struct tui *t, struct picker *p)
     return 0;
 }
 
-/* The row of the tensor's current scheme (float when none). */
+/* The row of the tensor's current scheme (float when none); for a glob,
+ * the scheme of the tensor shown, which a role or block row set before. */
 static int current_row(struct tui *t, const struct picker *p)
 {
     const struct qassign *a = wb_assign(t->w);
-    if (p->glob || !a || !a->config[p->tensor])
+    if (!a || !a->config[p->tensor])
         return 0;
     for (int i = 0; i < p->n; i++)
         if (p->rows[i].kind == ROW_SCHEME &&

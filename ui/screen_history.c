@@ -9,22 +9,26 @@
 
 struct run_metrics {
     double top1, float_top1, kld_mean; /* NAN when the run has none */
+    double ppl, float_ppl, same_top;   /* language models */
 };
+
+/* Columns; a language model's runs show PPL, its change and the same-top
+ * share where a classifier's show top-1 (C_TOP1, C_DELTA; C_SAME). */
+enum { C_ID, C_STATUS, C_STARTED, C_RECIPE, C_SIZE, C_BPW, C_TOP1, C_DELTA, C_KLD, C_SAME, C_COUNT };
 
 struct history {
     struct ui_screen base;
     struct tui *t;
     struct ui_table table;
-    struct ui_col cols[9];     /* history_cols, with the delta title in the theme's glyph */
+    struct ui_col cols[C_COUNT]; /* history_cols or lm_cols, the delta titled in the theme's glyph */
     char delta_title[16];
     struct qstore_run *runs;
     struct run_metrics *m;     /* per run */
     int n;
+    int lm;                    /* a language model's runs */
 };
 
-enum { C_ID, C_STATUS, C_STARTED, C_RECIPE, C_SIZE, C_BPW, C_TOP1, C_DELTA, C_KLD, C_COUNT };
-
-static const struct ui_col history_cols[C_COUNT] = {
+static const struct ui_col history_cols[C_SAME] = {
     [C_ID] = {"Id", 4, 0, UI_RIGHT},
     [C_STATUS] = {"Status", 11, 0, UI_LEFT},
     [C_STARTED] = {"Started", 11, 0, UI_LEFT, 3},
@@ -34,6 +38,20 @@ static const struct ui_col history_cols[C_COUNT] = {
     [C_TOP1] = {"Top-1", 6, 0, UI_RIGHT},
     [C_DELTA] = {"", 6, 0, UI_RIGHT}, /* titled at run time */
     [C_KLD] = {"KLD", 7, 0, UI_RIGHT, 1},
+};
+
+/* The recipe wants room more than the start time does at 80 columns. */
+static const struct ui_col lm_cols[C_COUNT] = {
+    [C_ID] = {"Id", 4, 0, UI_RIGHT},
+    [C_STATUS] = {"Status", 9, 0, UI_LEFT},
+    [C_STARTED] = {"Started", 11, 0, UI_LEFT, 3},
+    [C_RECIPE] = {"Recipe", 20, 1, UI_LEFT},
+    [C_SIZE] = {"Size", 7, 0, UI_RIGHT},
+    [C_BPW] = {"Bits", 5, 0, UI_RIGHT, 2},
+    [C_TOP1] = {"PPL", 7, 0, UI_RIGHT},
+    [C_DELTA] = {"", 6, 0, UI_RIGHT}, /* titled at run time */
+    [C_KLD] = {"KLD", 7, 0, UI_RIGHT, 1},
+    [C_SAME] = {"Same%", 6, 0, UI_RIGHT},
 };
 
 /* ---- data ------------------------------------------------------------------ */
@@ -46,13 +64,17 @@ static double num(const cJSON *o, const char *key)
 
 static struct run_metrics parse_metrics(const char *json)
 {
-    struct run_metrics m = {NAN, NAN, NAN};
+    struct run_metrics m = {NAN, NAN, NAN, NAN, NAN, NAN};
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     if (!root)
         return m;
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "float");
     m.top1 = num(root, "top1");
     m.kld_mean = num(root, "kld_mean");
-    m.float_top1 = num(cJSON_GetObjectItemCaseSensitive(root, "float"), "top1");
+    m.float_top1 = num(f, "top1");
+    m.ppl = num(root, "ppl");
+    m.float_ppl = num(f, "ppl");
+    m.same_top = num(root, "same_top_pct");
     cJSON_Delete(root);
     return m;
 }
@@ -102,6 +124,24 @@ static enum ui_el status_el(const char *st)
     return UI_BAD;
 }
 
+/* Perplexity with four decimals while that fits the column. */
+static void fmt_ppl(double ppl, char *buf, size_t size)
+{
+    ui_fmt_num(ppl, ppl < 100 ? 4 : ppl < 10000 ? 2 : 0, buf, size);
+}
+
+/* "+5.44": the change in perplexity against float, in percent. */
+static void ppl_change(const struct run_metrics *m, char *buf, size_t size, enum ui_el *el)
+{
+    double d = m->float_ppl > 0 ? 100.0 * (m->ppl / m->float_ppl - 1.0) : NAN;
+    if (isnan(d)) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    snprintf(buf, size, fabs(d) < 100 ? "%+.2f" : "%+.0f", d);
+    *el = d > 1e-9 ? UI_BAD : UI_GOOD;
+}
+
 static void history_cell(void *ctx, int row, int col, char *buf, size_t size, enum ui_el *el)
 {
     struct history *h = ctx;
@@ -128,9 +168,16 @@ static void history_cell(void *ctx, int row, int col, char *buf, size_t size, en
         ui_fmt_num(r->size_bytes > 0 ? r->bits_per_weight : NAN, 2, buf, size);
         break;
     case C_TOP1:
-        ui_fmt_num(m->top1, 2, buf, size);
+        if (h->lm)
+            fmt_ppl(m->ppl, buf, size);
+        else
+            ui_fmt_num(m->top1, 2, buf, size);
         break;
     case C_DELTA: {
+        if (h->lm) {
+            ppl_change(m, buf, size, el);
+            break;
+        }
         double d = m->top1 - m->float_top1;
         if (isnan(d)) {
             snprintf(buf, size, "-");
@@ -147,6 +194,9 @@ static void history_cell(void *ctx, int row, int col, char *buf, size_t size, en
             snprintf(buf, size, "%.1e", m->kld_mean);
         else
             snprintf(buf, size, "%.4f", m->kld_mean);
+        break;
+    case C_SAME:
+        ui_fmt_num(m->same_top, 2, buf, size);
         break;
     }
 }
@@ -212,6 +262,8 @@ static const struct ui_fkey history_fkeys[] = {
 
 static const struct ui_help history_help[] = {
     {"Up Down j k", "select a run"},
+    {"(language model)", "PPL, its change from float in %,"},
+    {"", "mean KL divergence, % same top token"},
     {"PgUp PgDn g G", "page up and down, newest and oldest"},
     {"Enter l", "the run's metrics, recipe and tensors"},
     {"r", "reload the runs from the database"},
@@ -238,11 +290,13 @@ struct ui_screen *screen_history_new(struct tui *t)
     }
     h->base.ops = &history_ops;
     h->t = t;
-    _Static_assert(sizeof h->cols == sizeof history_cols, "one title per column");
-    memcpy(h->cols, history_cols, sizeof h->cols);
-    snprintf(h->delta_title, sizeof h->delta_title, "%sTop1", t->th.g->delta);
+    h->lm = tui_is_lm(t);
+    int n_cols = h->lm ? C_COUNT : C_SAME;
+    memcpy(h->cols, h->lm ? lm_cols : history_cols, (size_t)n_cols * sizeof *h->cols);
+    snprintf(h->delta_title, sizeof h->delta_title, h->lm ? "%sPPL%%" : "%sTop1",
+             t->th.g->delta);
     h->cols[C_DELTA].title = h->delta_title;
-    h->table = (struct ui_table){.cols = h->cols, .n_cols = C_COUNT, .cell = history_cell,
+    h->table = (struct ui_table){.cols = h->cols, .n_cols = n_cols, .cell = history_cell,
                                  .ctx = h};
     if (load_runs(t, h) < 0) {
         history_free(&h->base);

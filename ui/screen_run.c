@@ -7,7 +7,8 @@
 
 #include "ui.h"
 
-#define HEADER_LINES 6
+#define HEADER_LINES 6    /* title, status, recipe, size, two lines of metrics */
+#define LM_HEADER_LINES 7 /* three lines of metrics */
 
 struct run_screen {
     struct ui_screen base;
@@ -15,6 +16,7 @@ struct run_screen {
     struct qstore_run *run;
     char **params;            /* per tensor: "k=v,..." from its params_json */
     cJSON *metrics;           /* parsed metrics_json, or NULL */
+    int lm;                   /* a language model's run (kind "lm") */
 };
 
 enum { C_NAME, C_SCHEME, C_PARAMS, C_BYTES, C_BPW, C_MSE, C_SQNR, C_COUNT };
@@ -23,6 +25,17 @@ static const struct ui_col run_cols[C_COUNT] = {
     [C_NAME] = {"Tensor", 10, 2, UI_LEFT},
     [C_SCHEME] = {"Scheme", 6, 0, UI_LEFT},
     [C_PARAMS] = {"Params", 8, 3, UI_LEFT},
+    [C_BYTES] = {"Bytes", 7, 0, UI_RIGHT},
+    [C_BPW] = {"Bits", 5, 0, UI_RIGHT},
+    [C_MSE] = {"MSE", 8, 0, UI_RIGHT, 1},
+    [C_SQNR] = {"SQNR", 5, 0, UI_RIGHT},
+};
+
+/* A language model's names are long ("blk.10.attn_output.weight"). */
+static const struct ui_col lm_run_cols[C_COUNT] = {
+    [C_NAME] = {"Tensor", 24, 2, UI_LEFT},
+    [C_SCHEME] = {"Scheme", 6, 0, UI_LEFT},
+    [C_PARAMS] = {"Params", 8, 1, UI_LEFT},
     [C_BYTES] = {"Bytes", 7, 0, UI_RIGHT},
     [C_BPW] = {"Bits", 5, 0, UI_RIGHT},
     [C_MSE] = {"MSE", 8, 0, UI_RIGHT, 1},
@@ -127,6 +140,48 @@ static int draw_metric(struct tui *t, int y, int x, const char *label, double q,
     return x + 2;
 }
 
+/* "label 1.23%" (or "-"); returns the next column. */
+static int kv_pct(struct tui *t, int y, int x, const char *label, double v, int decimals,
+                  const char *sign)
+{
+    char s[64];
+    if (isnan(v))
+        snprintf(s, sizeof s, "-");
+    else
+        snprintf(s, sizeof s, sign[0] ? "%+.*f%%" : "%.*f%%", decimals, v);
+    return ui_kv(&t->th, y, x, COLS, label, s, UI_VALUE);
+}
+
+static int kv_num(struct tui *t, int y, int x, const char *label, double v, int decimals)
+{
+    char s[64];
+    ui_fmt_num(v, decimals, s, sizeof s);
+    return ui_kv(&t->th, y, x, COLS, label, s, UI_VALUE);
+}
+
+/* Perplexity against float, the KL divergence, the top token and the
+ * probability of the right one: three lines from y. */
+static void draw_lm_metrics(struct tui *t, const cJSON *m, int y)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(m, "float");
+    int x = draw_metric(t, y, 1, "PPL", metric(m, "ppl"), metric(f, "ppl"), 4, 0);
+    x = kv_num(t, y, x, "err", metric(m, "ppl_err"), 4);
+    kv_num(t, y, x, "ln ratio", metric(m, "ln_ppl_ratio"), 6);
+    y++;
+    x = kv_num(t, y, 1, "KLD mean", metric(m, "kld_mean"), 6);
+    x = kv_num(t, y, x, "median", metric(m, "kld_median"), 6);
+    x = kv_num(t, y, x, "p99", metric(m, "kld_p99"), 6);
+    kv_num(t, y, x, "max", metric(m, "kld_max"), 6);
+    y++;
+    char dp[16];
+    snprintf(dp, sizeof dp, "%sp mean", t->th.g->delta);
+    x = kv_pct(t, y, 1, "same top", metric(m, "same_top_pct"), 3, "");
+    x = kv_pct(t, y, x, dp, metric(m, "dp_mean"), 3, "+");
+    x = kv_pct(t, y, x, "rms", metric(m, "dp_rms"), 3, "");
+    x = kv_num(t, y, x, "ctx", metric(m, "n_ctx"), 0);
+    kv_num(t, y, x, "chunks", metric(m, "n_chunks"), 0);
+}
+
 static void draw_header(struct tui *t, const struct run_screen *r)
 {
     const struct qstore_run *run = r->run;
@@ -143,7 +198,7 @@ static void draw_header(struct tui *t, const struct run_screen *r)
     snprintf(v, sizeof v, "%.2f s", run->elapsed_s);
     x = ui_kv(&t->th, y, x, COLS, "elapsed", v, UI_VALUE);
     snprintf(v, sizeof v, "%lld", (long long)run->n_samples);
-    ui_kv(&t->th, y, x, COLS, "samples", v, UI_VALUE);
+    ui_kv(&t->th, y, x, COLS, r->lm ? "tokens" : "samples", v, UI_VALUE);
     y++;
     ui_kv(&t->th, y++, 1, COLS - 1, "recipe",
           run->recipe_text && run->recipe_text[0] ? run->recipe_text : "(none: float)", UI_QUANT);
@@ -166,6 +221,10 @@ static void draw_header(struct tui *t, const struct run_screen *r)
         ui_print(&t->th, y, 1, COLS - 2, tui_attr(t, UI_DIM), "no metrics recorded");
         return;
     }
+    if (r->lm) {
+        draw_lm_metrics(t, r->metrics, y);
+        return;
+    }
     const cJSON *m = r->metrics, *f = cJSON_GetObjectItemCaseSensitive(m, "float");
     x = draw_metric(t, y, 1, "top-1", metric(m, "top1"), metric(f, "top1"), 2, 1);
     draw_metric(t, y, x, "top-5", metric(m, "top5"), metric(f, "top5"), 2, 1);
@@ -182,10 +241,11 @@ static void draw_header(struct tui *t, const struct run_screen *r)
 static void run_draw(struct tui *t, struct ui_screen *s)
 {
     struct run_screen *r = (struct run_screen *)s;
+    int y = r->lm ? LM_HEADER_LINES : HEADER_LINES;
     draw_header(t, r);
-    ui_table_draw(&t->th, &r->table, HEADER_LINES, 0, LINES - 2 - HEADER_LINES, COLS);
+    ui_table_draw(&t->th, &r->table, y, 0, LINES - 2 - y, COLS);
     if (r->run->n_tensors == 0)
-        ui_print(&t->th, HEADER_LINES + 1, 2, COLS - 4, tui_attr(t, UI_DIM),
+        ui_print(&t->th, y + 1, 2, COLS - 4, tui_attr(t, UI_DIM),
                  "No tensor rows were recorded for this run.");
 }
 
@@ -285,7 +345,9 @@ struct ui_screen *screen_run_new(struct tui *t, int64_t run_id)
     for (int i = 0; i < n; i++)
         r->params[i] = params_text(r->run->tensors[i].params_json);
     r->metrics = r->run->metrics_json ? cJSON_Parse(r->run->metrics_json) : NULL;
-    r->table = (struct ui_table){.cols = run_cols, .n_cols = C_COUNT, .cell = run_cell, .ctx = r};
+    r->lm = r->run->kind && strcmp(r->run->kind, "lm") == 0;
+    r->table = (struct ui_table){.cols = r->lm ? lm_run_cols : run_cols, .n_cols = C_COUNT,
+                                 .cell = run_cell, .ctx = r};
     ui_table_set_rows(&r->table, n);
     return &r->base;
 }

@@ -48,6 +48,7 @@ struct ui_glyphs {
     const char *delta;                     /* "Δ" */
     const char *ellipsis;                  /* marks text cut short, one column */
     const char *up, *down;                 /* "more above/below" marks */
+    const char *open, *closed;             /* an expanded and a collapsed tree row */
 };
 
 struct ui_theme {

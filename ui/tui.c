@@ -319,7 +319,7 @@ static void setup_terminal(void)
 }
 
 /* The session on a terminal that is set up; returns 0, or 1 with err. */
-static int session(struct wb *w, int color, int utf8, qerr *err)
+static int session(struct wb *w, const struct tui_options *o, int color, int utf8, qerr *err)
 {
     struct tui *t = calloc(1, sizeof *t);
     if (!t) {
@@ -328,6 +328,12 @@ static int session(struct wb *w, int color, int utf8, qerr *err)
     }
     t->w = w;
     ui_theme_init(&t->th, color, utf8);
+    if (o->data)
+        snprintf(t->data_path, sizeof t->data_path, "%s", o->data);
+    t->lm_ctx = o->n_ctx;
+    t->lm_ctx_given = o->n_ctx > 0;
+    t->lm_chunks = o->n_chunks;
+    t->gen_tokens = 128;
     tui_refresh_weights(t);
     tui_push(t, screen_model_new(t));
     int failed = t->depth == 0;
@@ -369,7 +375,7 @@ int tui_run(struct wb *w, const struct tui_options *o, qerr *err)
     if (scr) {
         set_term(scr);
         setup_terminal();
-        rc = session(w, color, utf8, err);
+        rc = session(w, o, color, utf8, err);
         endwin();
         delscreen(scr);
     } else {

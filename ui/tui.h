@@ -7,6 +7,10 @@
 struct tui_options {
     int no_color;      /* --no-color (NO_COLOR in the environment also turns colour off) */
     int ascii;         /* force ASCII lines even in a UTF-8 locale */
+    /* language models: what `r` evaluates (NULL/0: asked for, or defaults) */
+    const char *data;  /* --data: the text file perplexity is measured on */
+    int n_ctx;         /* --ctx: tokens per chunk (0: asked, default min(context, 512)) */
+    int n_chunks;      /* --chunks: the first N chunks only (0: all) */
 };
 
 /* Runs the TUI on a workbench whose model is loaded, until the user quits.

@@ -65,6 +65,18 @@ struct tui {
     int last_rc;                       /* wb_job_finish's answer */
     char last_error[512];
     char *last_recipe;                 /* recipe text of that run */
+    int last_ctx;                      /* language models: that run's tokens per chunk */
+    /* Language models: what `r` measures perplexity on and `g` generates
+     * from, first from the command line, then as last entered. */
+    char data_path[1024];              /* text file; "" until given (a classifier's
+                                          --data: its evaluation data) */
+    char data_typed[256];              /* the last text typed for it, even when it
+                                          could not be read: the next prompt's */
+    int lm_ctx;                        /* tokens per chunk; 0 until chosen */
+    int lm_ctx_given;                  /* --ctx was given: `r` does not ask */
+    int lm_chunks;                     /* the first N chunks only; 0: all */
+    char gen_prompt[256];              /* the last prompt */
+    int gen_tokens;                    /* tokens to generate (default 128) */
 };
 
 /* Puts s on top (frees it and reports in the status line when full). */
@@ -98,8 +110,25 @@ struct ui_screen *dialog_scheme_new(struct tui *t, int tensor, const char *glob)
 /* Parameter editor for a chosen scheme; applies on its "Apply" line. */
 struct ui_screen *dialog_params_new(struct tui *t, int tensor, const char *glob,
                                     struct qscheme_ref ref);
-/* Starts the evaluation job and shows its progress. */
-struct ui_screen *dialog_eval_new(struct tui *t);
+/* Starts the evaluation job (r's strings are copied) and shows its progress. */
+struct ui_screen *dialog_eval_new(struct tui *t, const struct wb_eval_request *r);
+
+/* ---- language models (lm_actions.c, screen_generate.c) ---------------------- */
+static inline int tui_is_lm(const struct tui *t)
+{
+    return wb_model(t->w)->kind == QMODEL_LM;
+}
+/* `r`: evaluates the recipe; a language model needs a text file and a
+ * context length, asked for on the status line when not known yet (or
+ * always when ask is set). */
+void tui_run_eval(struct tui *t, int ask);
+/* `g`: asks for a prompt and a token count, generates on a worker thread
+ * under a busy dialog, then opens the generation panel. */
+void tui_generate(struct tui *t);
+/* The float and the quantized continuation of prompt, scrollable; takes
+ * g's texts (g is cleared). */
+struct ui_screen *screen_generate_new(struct tui *t, struct wb_generation *g, const char *prompt,
+                                      int n_asked);
 /* The keys of the screen beneath, and the global ones. */
 struct ui_screen *help_new(struct tui *t, const struct ui_screen *beneath);
 
