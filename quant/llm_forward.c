@@ -1,4 +1,4 @@
-/* llm_forward.c — the llama-family forward pass: batched positions through OpenBLAS, a KV cache, causal grouped-query attention, on all cores. */
+/* llm_forward.c — the llama forward pass: batched positions through OpenBLAS, a KV cache, causal GQA, on all cores. */
 #include "llm.h"
 #include "llm_kernels.h"
 
@@ -19,9 +19,10 @@
 /* Elementwise loops run in blocks of this many with a constant inner trip
  * count, which GCC vectorizes at -O2. */
 #define QLLM_BLOCK 8
-/* Below this much work (multiply-adds; an expf counts 8) a job runs on the
- * calling thread alone: handing it out costs more. */
-#define QLLM_PAR_WORK (1 << 15)
+/* Below this much work (multiply-adds; an expf counts 8; ~10 us) a job
+ * runs on the calling thread alone: handing it out costs more, and much
+ * more when a busy machine has taken the worker's core. */
+#define QLLM_PAR_WORK (1 << 17)
 /* Attention weights held per thread: query rows are taken in blocks that
  * fit (at least one row). */
 #define QLLM_SCORE_FLOATS (1 << 20)
@@ -592,7 +593,8 @@ static int resolve_weights(struct qllm_state *s, const float *const *weights, qe
             weight(s, weights, L->bv, &w->bv, err) ||
             weight(s, weights, L->ffn_norm, &w->ffn_norm, err) ||
             weight(s, weights, L->w_gate, &w->gate, err) ||
-            weight(s, weights, L->w_up, &w->up, err) || weight(s, weights, L->w_down, &w->down, err))
+            weight(s, weights, L->w_up, &w->up, err) ||
+            weight(s, weights, L->w_down, &w->down, err))
             return -1;
         if (!w->attn_norm || !w->wq || !w->wk || !w->wv || !w->wo || !w->ffn_norm || !w->gate ||
             !w->up || !w->down)
@@ -685,8 +687,9 @@ int qllm_forward(struct qllm_state *s, const float *const *weights, const int32_
     /* The pool splits every product between the cores, so OpenBLAS runs
      * single-threaded inside each part: its own threads would nest under
      * ours, and between calls they spin on the cores our workers need.
-     * Set on every call: the setting is process-wide. */
-    if (openblas_get_num_threads() != 1)
+     * The setting is process-wide: set on every call, put back after. */
+    const int blas_threads = openblas_get_num_threads();
+    if (blas_threads != 1)
         openblas_set_num_threads(1);
 
     for (int b0 = 0; b0 < n; b0 += s->nb_max) {
@@ -703,5 +706,7 @@ int qllm_forward(struct qllm_state *s, const float *const *weights, const int32_
         else if (b0 + nb == n)
             logits_rows(s, nb - 1, 1, logits);
     }
+    if (blas_threads != 1)
+        openblas_set_num_threads(blas_threads);
     return 0;
 }

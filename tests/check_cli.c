@@ -22,7 +22,7 @@
 /* Runs `qlab ARGS --db DB`; returns the exit status, output in *out and *err. */
 static int qlab(const char *db, const char *args, char **out, char **err)
 {
-    char cmd[4096];
+    char cmd[16384];
     snprintf(cmd, sizeof cmd, "%s %s --db '%s'", tu_qlab_bin(), args, db);
     return tu_run_cmd(cmd, out, err);
 }
@@ -467,6 +467,83 @@ START_TEST(eval_with_pruning_and_other_plugins)
 }
 END_TEST
 
+/* ---- language models ----------------------------------------------------------------- */
+
+START_TEST(lm_eval_reports_perplexity_and_divergence)
+{
+    const char *db = tu_path("lm.db");
+    char model[1024], data[1024], args[4096];
+    snprintf(model, sizeof model, "%s", tu_shared("stories260k/stories260K.bin"));
+    snprintf(data, sizeof data, "%s", tu_shared("tinystories/eval-32k.txt"));
+    /* the float model alone: llama-perplexity's number */
+    snprintf(args, sizeof args, "eval '%s' --data '%s' --ctx 128 --json", model, data);
+    cJSON *f = qlab_json(db, args);
+    const cJSON *fm = cJSON_GetObjectItemCaseSensitive(f, "metrics");
+    ck_assert_str_eq(str(f, "kind"), "lm");
+    ck_assert_double_eq_tol(num(fm, "ppl"), 3.761508, 5e-5);
+    ck_assert_double_eq(num(fm, "n_tokens_scored"), 7686);
+    ck_assert_double_eq(num(fm, "n_chunks"), 122);
+    ck_assert_double_eq(num(fm, "kld_mean"), 0);
+    cJSON_Delete(f);
+    /* 8-bit per channel diverges less than 4-bit groups of 32 */
+    double kld[2], same[2];
+    const char *recipes[] = {"*=int:bits=4,granularity=group,group=32",
+                             "*=int:bits=8,granularity=channel"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "eval '%s' --data '%s' --ctx 128 --quant '%s' --json", model,
+                 data, recipes[i]);
+        cJSON *r = qlab_json(db, args);
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "metrics");
+        ck_assert_str_eq(str(r, "status"), "done");
+        ck_assert(num(m, "ppl") > 3.7);
+        ck_assert_double_eq_tol(num(cJSON_GetObjectItemCaseSensitive(m, "float"), "ppl"),
+                                3.761508, 5e-5);
+        kld[i] = num(m, "kld_mean");
+        same[i] = num(m, "same_top_pct");
+        ck_assert(num(m, "kld_p99") >= num(m, "kld_median"));
+        ck_assert(num(m, "kld_max") >= num(m, "kld_p99"));
+        ck_assert(num(m, "ln_ppl_ratio") > -0.05);
+        cJSON_Delete(r);
+    }
+    ck_assert_msg(kld[1] < kld[0], "8-bit KLD %g, 4-bit %g", kld[1], kld[0]);
+    ck_assert(kld[1] > 0);
+    ck_assert(same[1] > same[0]);
+    /* the human form prints the same numbers */
+    char *out, *err;
+    snprintf(args, sizeof args, "runs show 3");
+    ck_assert_int_eq(qlab(db, args, &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "PPL"));
+    ck_assert_ptr_nonnull(strstr(out, "same top"));
+    free(out), free(err);
+    /* generation: the model's own greedy story */
+    snprintf(args, sizeof args, "generate '%s' -n 20 --quant '*=int:bits=8' --json", model);
+    cJSON *g = qlab_json(db, args);
+    ck_assert_ptr_nonnull(strstr(str(g, "float"), "Once upon a time"));
+    ck_assert(num(g, "same_prefix_tokens") >= 1);
+    cJSON_Delete(g);
+    /* token ids as data: raw little-endian int32 */
+    int32_t ids[300];
+    for (int i = 0; i < 300; i++)
+        ids[i] = 3 + (i * 37) % 500;
+    const char *idf = tu_path("ids.i32");
+    tu_write_file(idf, ids, sizeof ids);
+    snprintf(args, sizeof args, "eval '%s' --data '%s' --ctx 64 --json", model, idf);
+    cJSON *t = qlab_json(db, args);
+    ck_assert_double_eq(num(cJSON_GetObjectItemCaseSensitive(t, "metrics"), "n_chunks"), 4);
+    cJSON_Delete(t);
+    ids[123] = 512; /* outside the 512-token vocabulary */
+    tu_write_file(idf, ids, sizeof ids);
+    ck_assert_int_eq(qlab(db, args, &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "token id 512 at position 123"));
+    free(out), free(err);
+    /* a language model needs data */
+    snprintf(args, sizeof args, "eval '%s'", model);
+    ck_assert_int_eq(qlab(db, args, &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "give --data"));
+    free(out), free(err);
+}
+END_TEST
+
 /* ---- kill -9 and Ctrl-C -------------------------------------------------------------- */
 
 /* Starts qlab eval with the slow plugin in the background; returns its pid. */
@@ -575,5 +652,11 @@ int main(void)
     tcase_add_test(crash, kill_9_leaves_a_consistent_store_and_an_interrupted_run);
     tcase_add_test(crash, sigint_cancels_and_records_cancelled);
     suite_add_tcase(s, crash);
+    TCase *lm = tcase_create("LanguageModel");
+    tcase_set_timeout(lm, 300);
+    tcase_add_test(lm, lm_eval_reports_perplexity_and_divergence);
+    const char *need[] = {"stories260k/stories260K.bin", "stories260k/tok512.bin",
+                          "tinystories/eval-32k.txt"};
+    tu_add_if_shared(s, lm, need, 3);
     return tu_run(s);
 }

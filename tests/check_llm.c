@@ -191,7 +191,8 @@ static void ref_rope(float *v, int hd, int pos, float theta, enum qllm_rope layo
     for (int j = 0; j < hd / 2; j++) {
         float freq = 1.0f / powf(theta, (float)(2 * j) / (float)hd);
         float fcr = cosf(pos * freq), fci = sinf(pos * freq);
-        int a = layout == QLLM_ROPE_HALF ? j : 2 * j, b = layout == QLLM_ROPE_HALF ? j + hd / 2 : a + 1;
+        int half = layout == QLLM_ROPE_HALF;
+        int a = half ? j : 2 * j, b = half ? j + hd / 2 : a + 1;
         float v0 = v[a], v1 = v[b];
         v[a] = v0 * fcr - v1 * fci;
         v[b] = v0 * fci + v1 * fcr;
@@ -463,6 +464,31 @@ START_TEST(batched_equals_sequential_qwen2)
     c.head_dim = 4; /* n_heads x head_dim = 16, twice dim */
     c.untied = 1;
     batched_vs_single(&c);
+}
+END_TEST
+
+START_TEST(split_between_threads)
+{
+    /* large enough that every product, the attention and SwiGLU are split
+     * between the cores (vocab 300: a partial tile of output features) */
+    struct tiny c = {64, 320, 2, 4, 2, 16, 300, 64, QLLM_QWEN2, QLLM_ROPE_HALF, 1};
+    struct qmodel *m = tiny_valid(&c, 77);
+    int n = 64, V = c.vocab;
+    int32_t tok[64];
+    for (int i = 0; i < n; i++)
+        tok[i] = (i * 37 + 11) % V;
+    float *all = run_slices(m, NULL, tok, n, n, n);
+    float *ref = malloc((size_t)n * V * sizeof(float));
+    ref_forward(m, tok, n, ref);
+    float d = max_abs_diff(all, ref, (size_t)n * V);
+    ck_assert_msg(d <= 1e-4f, "batched vs reference loops: max diff %g", (double)d);
+    float *one = run_slices(m, NULL, tok, n, 1, n);
+    d = max_abs_diff(all, one, (size_t)n * V);
+    ck_assert_msg(d <= 1e-4f, "batched vs one at a time: max diff %g", (double)d);
+    free(one);
+    free(ref);
+    free(all);
+    qmodel_free(m);
 }
 END_TEST
 
@@ -1360,6 +1386,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, batched_equals_sequential_llama);
     tcase_add_test(tc, batched_equals_sequential_qwen2);
+    tcase_add_test(tc, split_between_threads);
     tcase_add_test(tc, causal_prefix_unchanged);
     tcase_add_test(tc, last_only_is_last_row);
     tcase_add_test(tc, long_prompt_in_slices);

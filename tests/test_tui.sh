@@ -6,98 +6,25 @@
 # Every wait polls `tmux capture-pane` for the expected text until a
 # deadline; nothing relies on a fixed sleep.
 
-build=${1:-build}
-case $build in
-/*) ;;
-*) build=$(pwd)/$build ;;
-esac
-bin=$build/qlab
-root=$(pwd)
+tui_name=tui
+. tests/tui_lib.sh
 model=sample-models/digits-cnn
 
-command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed"; exit 77; }
-[ -x "$bin" ] || { echo "FAIL: $bin is not built" >&2; exit 1; }
 [ -f "$model/model.json" ] || { echo "SKIP: $model is absent (make sample-models)"; exit 77; }
 
-if [ -n "$QLAB_TMP" ]; then
-    tmp=$QLAB_TMP/tui-test.$$
-    mkdir -p "$tmp" || exit 1
-else
-    tmp=$(mktemp -d "${TMPDIR:-/tmp}/qlab-tui.XXXXXX") || exit 1
-fi
+tui_setup
 db=$tmp/tui.db
-sock=qlab-tui-test-$$
-unset TMUX
-tm() { tmux -L "$sock" "$@"; }
-cleanup() {
-    tm kill-server >/dev/null 2>&1
-    if [ -z "$QLAB_TMP" ]; then rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-screen=$tmp/screen.txt
 
 # ---- helpers ------------------------------------------------------------------
-fail() {
-    echo "FAIL: test_tui: $*" >&2
-    if [ -s "$screen" ]; then
-        echo "---- last screen ----" >&2
-        cat "$screen" >&2
-        echo "---------------------" >&2
-    fi
-    if [ -s "$tmp/tui.stderr" ]; then
-        echo "---- qlab stderr ----" >&2
-        cat "$tmp/tui.stderr" >&2
-    fi
-    exit 1
-}
-
-capture() {
-    tm capture-pane -p >"$screen" 2>/dev/null
-}
-
-# wait_for REGEX [SECONDS]: polls the pane until a line matches (grep -E).
-wait_for() {
-    tries=$(( ${2:-20} * 10 ))
-    while [ "$tries" -gt 0 ]; do
-        capture
-        grep -Eq -- "$1" "$screen" && return 0
-        sleep 0.1
-        tries=$((tries - 1))
-    done
-    fail "timed out waiting for /$1/"
-}
-
-keys() {
-    tm send-keys "$@" || fail "tmux send-keys $*"
-}
-
-# presses KEY n times in one send-keys
-press() {
-    k=$1 n=$2 args=""
-    while [ "$n" -gt 0 ]; do
-        args="$args $k"
-        n=$((n - 1))
-    done
-    # shellcheck disable=SC2086 # one word per key
-    [ -z "$args" ] || keys $args
-}
-
 # Row numbers found by name in `qlab plugins`, whose listing has the same
 # rows, in the same order, as the TUI's lists (so a plugin that gains a
-# scheme or a parameter moves rows without breaking the test).
+# scheme or a parameter moves rows without breaking the test);
+# scheme_pick_steps (tests/tui_lib.sh) reads plugins_text too.
 plugins_text() {
     QLAB_PLUGIN_PATH=$plugdir "$bin" plugins 2>"$tmp/cli.stderr" || {
         cat "$tmp/cli.stderr" >&2
         fail "qlab plugins failed"
     }
-}
-# scheme_pick_steps PLUGIN SCHEME: j presses from float to the scheme in the picker
-scheme_pick_steps() {
-    plugins_text | awk -v p="$1" -v s="$2" '
-        /^[^ ]/ && !/^refused:/ { pl = $1 }
-        /^    [^ ]/ { n++; if (pl == p && $1 == s) { print n; exit } }'
 }
 # plugins_row PLUGIN [PARAM]: 0-based row of the plugin (or of its parameter) on the Plugins screen
 plugins_row() {
@@ -105,25 +32,15 @@ plugins_row() {
         /^[^ ]/ && !/^refused:/ { pl = $1; if (pl == p && k == "") { print NR - 1; exit } }
         pl == p && k != "" && /^      [^ ]/ && $1 == k { print NR - 1; exit }'
 }
-# param_row NAME: 0-based row of a parameter in the open parameter editor
-param_row() {
-    capture
-    sed -E 's/^[^│|]*(│|\|)//' "$screen" | awk -v k="$1" '
-        /^  [a-z0-9_]+ / { if ($1 == k) { print n + 0; exit } n++ }'
-}
 
 # ---- start ------------------------------------------------------------------------
 # A folder on the plugin path with a file that is no plugin: discovery refuses it.
 plugdir=$tmp/plugins
 mkdir -p "$plugdir" || exit 1
 echo "not a shared object" >"$plugdir/junk.so"
-cat >"$tmp/run.sh" <<EOF
-cd "$root" || exit 1
-QLAB_PLUGIN_PATH="$plugdir" "$bin" tui "$model" --db "$db" 2>"$tmp/tui.stderr"
-echo \$? >"$tmp/tui.rc.part"
-mv "$tmp/tui.rc.part" "$tmp/tui.rc"
+tui_launch <<EOF
+QLAB_PLUGIN_PATH="$plugdir" "$bin" tui "$model" --db "$db"
 EOF
-tm new-session -d -x 80 -y 24 "sh '$tmp/run.sh'" || fail "cannot start tmux"
 
 # The Model screen: header and tensor table.
 wait_for 'Model: digits-cnn'
@@ -266,21 +183,10 @@ wait_for 'Model: digits-cnn'
 keys q
 
 # The process exits cleanly.
-tries=200
-while [ ! -f "$tmp/tui.rc" ] && [ "$tries" -gt 0 ]; do
-    sleep 0.1
-    tries=$((tries - 1))
-done
-[ -f "$tmp/tui.rc" ] || { capture; fail "qlab did not exit after q"; }
-rc=$(cat "$tmp/tui.rc")
-[ "$rc" = 0 ] || fail "qlab tui exited with $rc"
+tui_wait_exit
 
 # The CLI sees the run as done.
-json=$("$bin" runs list --db "$db" --json 2>"$tmp/cli.stderr") || {
-    cat "$tmp/cli.stderr" >&2
-    fail "qlab runs list failed"
-}
-flat=$(printf '%s' "$json" | tr -d ' \t\r\n')
+runs_list_json "$db"
 case $flat in
 *"\"id\":$id,\"status\":\"done\""*) ;;
 *) fail "runs list --json lacks run $id with status done: $json" ;;

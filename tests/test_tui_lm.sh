@@ -9,13 +9,8 @@
 # History and the run's record. Every wait polls `tmux capture-pane` for
 # the expected text until a deadline; nothing relies on a fixed sleep.
 
-build=${1:-build}
-case $build in
-/*) ;;
-*) build=$(pwd)/$build ;;
-esac
-bin=$build/qlab
-root=$(pwd)
+tui_name=tui_lm
+. tests/tui_lib.sh
 shared=${QLAB_SHARED_DATA:-../shared/data}
 case $shared in
 /*) ;;
@@ -24,93 +19,19 @@ esac
 model=$shared/stories260k/stories260K.bin
 text=$shared/tinystories/eval-32k.txt
 
-command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed"; exit 77; }
-[ -x "$bin" ] || { echo "FAIL: $bin is not built" >&2; exit 1; }
 if [ ! -f "$model" ] || [ ! -f "$text" ]; then
     echo "SKIP: $shared lacks stories260k/stories260K.bin or tinystories/eval-32k.txt"
     exit 77
 fi
 
-if [ -n "$QLAB_TMP" ]; then
-    tmp=$QLAB_TMP/tui-lm-test.$$
-    mkdir -p "$tmp" || exit 1
-else
-    tmp=$(mktemp -d "${TMPDIR:-/tmp}/qlab-tui-lm.XXXXXX") || exit 1
-fi
+tui_setup
 db=$tmp/lm.db
-sock=qlab-tui-lm-test-$$
-unset TMUX QLAB_PLUGIN_PATH
+unset QLAB_PLUGIN_PATH
 # the float reference log-probabilities are cached: never in the user's cache
 XDG_CACHE_HOME=$tmp/cache
 export XDG_CACHE_HOME
-tm() { tmux -L "$sock" "$@"; }
-cleanup() {
-    tm kill-server >/dev/null 2>&1
-    if [ -z "$QLAB_TMP" ]; then rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-screen=$tmp/screen.txt
 
 # ---- helpers ------------------------------------------------------------------
-fail() {
-    echo "FAIL: test_tui_lm: $*" >&2
-    if [ -s "$screen" ]; then
-        echo "---- last screen ----" >&2
-        cat "$screen" >&2
-        echo "---------------------" >&2
-    fi
-    if [ -s "$tmp/tui.stderr" ]; then
-        echo "---- qlab stderr ----" >&2
-        cat "$tmp/tui.stderr" >&2
-    fi
-    exit 1
-}
-
-capture() {
-    tm capture-pane -p >"$screen" 2>/dev/null
-}
-
-# wait_for REGEX [SECONDS]: polls the pane until a line matches (grep -E).
-wait_for() {
-    tries=$(( ${2:-20} * 10 ))
-    while [ "$tries" -gt 0 ]; do
-        capture
-        grep -Eq -- "$1" "$screen" && return 0
-        sleep 0.1
-        tries=$((tries - 1))
-    done
-    fail "timed out waiting for /$1/"
-}
-
-# wait_gone REGEX [SECONDS]: polls until no line matches.
-wait_gone() {
-    tries=$(( ${2:-20} * 10 ))
-    while [ "$tries" -gt 0 ]; do
-        capture
-        grep -Eq -- "$1" "$screen" || return 0
-        sleep 0.1
-        tries=$((tries - 1))
-    done
-    fail "timed out waiting for /$1/ to go"
-}
-
-keys() {
-    tm send-keys "$@" || fail "tmux send-keys $*"
-}
-
-# presses KEY n times in one send-keys
-press() {
-    k=$1 n=$2 args=""
-    while [ "$n" -gt 0 ]; do
-        args="$args $k"
-        n=$((n - 1))
-    done
-    # shellcheck disable=SC2086 # one word per key
-    [ -z "$args" ] || keys $args
-}
-
 # table_row REGEX: 0-based row of the first table line matching REGEX,
 # counted from the line under the column titles (HEADER_REGEX in $head).
 table_row() {
@@ -121,29 +42,15 @@ table_row() {
         $0 ~ h { started = 1; n = 0 }' "$screen"
 }
 
-# scheme_pick_steps PLUGIN SCHEME: j presses from float to the scheme in
-# the picker, found in `qlab plugins`, which lists the same rows in the
-# same order (plugins gain schemes while others work on them).
-scheme_pick_steps() {
-    "$bin" plugins 2>"$tmp/cli.stderr" | awk -v p="$1" -v s="$2" '
-        /^[^ ]/ && !/^refused:/ { pl = $1 }
-        /^    [^ ]/ { n++; if (pl == p && $1 == s) { print n; exit } }'
-}
-# param_row NAME: 0-based row of a parameter in the open parameter editor
-param_row() {
-    capture
-    sed -E 's/^[^│|]*(│|\|)//' "$screen" | awk -v k="$1" '
-        /^  [a-z0-9_]+ / { if ($1 == k) { print n + 0; exit } n++ }'
+# plugins_text: the listing of `qlab plugins`, for scheme_pick_steps
+plugins_text() {
+    "$bin" plugins 2>"$tmp/cli.stderr"
 }
 
 # ---- start ------------------------------------------------------------------------
-cat >"$tmp/run.sh" <<EOF
-cd "$root" || exit 1
-"$bin" tui "$model" --data "$text" --ctx 128 --db "$db" 2>"$tmp/tui.stderr"
-echo \$? >"$tmp/tui.rc.part"
-mv "$tmp/tui.rc.part" "$tmp/tui.rc"
+tui_launch <<EOF
+"$bin" tui "$model" --data "$text" --ctx 128 --db "$db"
 EOF
-tm new-session -d -x 80 -y 24 "sh '$tmp/run.sh'" || fail "cannot start tmux"
 
 # The Model screen: the architecture, the top-level tensors and the blocks.
 wait_for 'Model: stories260K'
@@ -271,22 +178,11 @@ wait_for 'Model: stories260K'
 keys q
 
 # The process exits cleanly.
-tries=200
-while [ ! -f "$tmp/tui.rc" ] && [ "$tries" -gt 0 ]; do
-    sleep 0.1
-    tries=$((tries - 1))
-done
-[ -f "$tmp/tui.rc" ] || { capture; fail "qlab did not exit after q"; }
-rc=$(cat "$tmp/tui.rc")
-[ "$rc" = 0 ] || fail "qlab tui exited with $rc"
+tui_wait_exit
 [ -s "$tmp/tui.stderr" ] && fail "qlab tui wrote to stderr"
 
 # The CLI sees the run: kind lm, done, the recipe, float PPL 3.7615.
-json=$("$bin" runs list --db "$db" --json 2>"$tmp/cli.stderr") || {
-    cat "$tmp/cli.stderr" >&2
-    fail "qlab runs list failed"
-}
-flat=$(printf '%s' "$json" | tr -d ' \t\r\n')
+runs_list_json "$db"
 case $flat in
 *"\"id\":$id,\"status\":\"done\",\"kind\":\"lm\""*) ;;
 *) fail "runs list --json lacks run $id with status done and kind lm: $json" ;;
