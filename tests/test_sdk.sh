@@ -9,7 +9,13 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/src"
 fail() { echo "test_sdk: $*" >&2; exit 1; }
 
-make -s --no-print-directory BUILD="$build" PREFIX="$tmp/prefix" install >"$tmp/install.log" 2>&1 ||
+# The same flags the build was made with, so install never relinks it differently.
+if [ -n "$QLAB_SANITIZE" ]; then
+    set -- SANITIZE=1 CFLAGS="-O1 -g"
+else
+    set --
+fi
+make -s --no-print-directory BUILD="$build" "$@" PREFIX="$tmp/prefix" install >"$tmp/install.log" 2>&1 ||
     { cat "$tmp/install.log" >&2; fail "make install failed"; }
 [ -f "$tmp/prefix/include/qlab/qlab_plugin.h" ] || fail "header not installed"
 [ -f "$tmp/prefix/lib/pkgconfig/qlab-plugin.pc" ] || fail "qlab-plugin.pc not installed"
