@@ -51,6 +51,10 @@ int cli_runs(struct cli *c);
 int cli_plugins(struct cli *c);
 int cli_quant(struct cli *c);
 int cli_generate(struct cli *c);
+int cli_sweep(struct cli *c);
+int cli_sweeps(struct cli *c);
+int cli_search(struct cli *c);
+int cli_searches(struct cli *c);
 int cli_tui(struct cli *c);
 
 #endif

@@ -18,6 +18,11 @@ static const char usage[] =
     "  info MODEL          the model's graph, tensors, shapes and sizes\n"
     "  eval MODEL          evaluate with a recipe (--quant) and record the run\n"
     "  generate MODEL      greedy text from the float and the quantized model\n"
+    "  sweep MODEL         sensitivity sweep: groups x candidate schemes, stored\n"
+    "                      point by point (--resume ID after a kill)\n"
+    "  sweeps list|show ID sweeps and their tables (--csv)\n"
+    "  search SWEEP_ID     exact budgeted search and Pareto front (--budget 4.5bpw)\n"
+    "  searches list|show ID  searches, their fronts and recipes\n"
     "  runs list           recorded runs, newest first\n"
     "  runs show ID        one run with its per-tensor table\n"
     "  plugins             plugins, their schemes and parameters\n"
@@ -45,6 +50,10 @@ static const struct command commands[] = {
     {"tui", cli_tui},   {"info", cli_info},       {"eval", cli_eval},
     {"runs", cli_runs}, {"plugins", cli_plugins}, {"quant", cli_quant},
     {"generate", cli_generate},
+    {"sweep", cli_sweep},
+    {"sweeps", cli_sweeps},
+    {"search", cli_search},
+    {"searches", cli_searches},
 };
 
 /* Pulls the global options out of argv, wherever they are; what is left
@@ -123,8 +132,8 @@ int main(int argc, char **argv)
         if (strcmp(rest[0], commands[i].name) == 0)
             cmd = &commands[i];
     if (!cmd) {
-        fprintf(stderr, "qlab: unknown command '%s' (commands: tui, info, eval, generate, runs, "
-                "plugins, quant; see qlab --help)\n", rest[0]);
+        fprintf(stderr, "qlab: unknown command '%s' (commands: tui, info, eval, generate, sweep, "
+                "sweeps, search, searches, runs, plugins, quant; see qlab --help)\n", rest[0]);
         free(rest);
         return EXIT_USAGE;
     }

@@ -137,6 +137,56 @@ int wb_generate(struct wb *w, const char *prompt, int n_tokens, const struct qpr
                 struct wb_generation *g, qerr *err);
 void wb_generation_clear(struct wb_generation *g);
 
+/* ---- sweeps and searches ------------------------------------------------------ */
+struct wb_sweep_request {
+    const char *data, *labels;   /* evaluation data (classifiers: default the model's) */
+    int64_t limit;               /* classifiers: first N samples */
+    int n_ctx, n_chunks;         /* language models */
+    const char *schemes;         /* candidates: "int:bits=4;int:bits=8;q4_K" */
+    const char *group;           /* "tensor", "block", "role", or globs "blk.0.*;blk.1.*" */
+    const char *metric;          /* NULL: the default of the model kind */
+    const char *mode;            /* "one" (default) or "loo" */
+    int threads;                 /* 0: one per core */
+    int no_prefix;               /* naive full passes (for comparison) */
+    const struct qprogress *progress; /* phase "sweep", points done of total */
+};
+
+struct wb_sweep_outcome {
+    int64_t sweep_id;
+    const char *status;          /* "done", "cancelled", "failed" */
+    int64_t n_points, n_done, n_failed, n_run; /* n_run: points computed by this call */
+    double seconds, points_per_s;
+};
+
+/* Runs a sweep of the loaded model and stores it: created `running`, each
+ * point committed as it completes. */
+int wb_sweep(struct wb *w, const struct wb_sweep_request *r, struct wb_sweep_outcome *o,
+             qerr *err);
+/* Resumes sweep id (interrupted, cancelled or failed): loads its model and
+ * data as recorded (refusing them if their content changed) and computes
+ * the points it lacks; the finished table is the one an uninterrupted
+ * sweep gives. */
+int wb_sweep_resume(struct wb *w, int64_t id, int threads, const struct qprogress *p,
+                    struct wb_sweep_outcome *o, qerr *err);
+int wb_sweeps(struct wb *w, int all_models, int limit, struct qstore_sweep **sweeps, int *n,
+              qerr *err);
+
+struct wb_search_request {
+    int64_t sweep_id;
+    const char *budget;          /* "4.5bpw", "120000B", "1.5MiB", "0.25x" */
+    const char *const *ties;     /* "qkv", "gate_up", or a glob: groups tied to one scheme */
+    int n_ties;
+    int verify;                  /* evaluate this many front points for real (0: none) */
+    const struct qprogress *progress;
+};
+
+/* Exact search over a finished (or partial) sweep of the loaded model (the
+ * sweep's model is loaded when none is). Stores the search with its whole
+ * front; with verify, the runs it evaluates are linked to their points. */
+int wb_search(struct wb *w, const struct wb_search_request *r, int64_t *search_id, qerr *err);
+int wb_searches(struct wb *w, int64_t sweep_id, int all_models, struct qstore_search **out,
+                int *n, qerr *err);
+
 /* ---- history --------------------------------------------------------------- */
 /* Runs of the loaded model (by path or content), or all runs when
  * all_models is set; newest first. */

@@ -11,7 +11,7 @@
 
 /* ---- evaluation ------------------------------------------------------------- */
 
-static int load_data(struct wb *w, const char *path, const char *labels, qerr *err)
+int wbi_load_data(struct wb *w, const char *path, const char *labels, qerr *err)
 {
     size_t n = strlen(path) + (labels ? strlen(labels) : 0) + 2;
     char *key = malloc(n);
@@ -84,8 +84,8 @@ int wbi_cancelled_cb(void *ctx)
 
 /* The float logits of the first n samples: stored ones when there are
  * enough, else computed now and stored for every later run. */
-static int reference_logits(struct wb *w, const struct wb_eval_request *r, int64_t n,
-                            float **out, double *seconds, qerr *err)
+int wbi_reference_logits(struct wb *w, int batch, int threads, const struct qprogress *p,
+                         int64_t n, float **out, double *seconds, qerr *err)
 {
     *seconds = 0;
     const struct qmodel *m = w->model;
@@ -105,9 +105,9 @@ static int reference_logits(struct wb *w, const struct wb_eval_request *r, int64
     float *logits = malloc((size_t)(n ? n : 1) * (size_t)k * sizeof *logits);
     if (!logits)
         return qerr_set(err, "out of memory for %lld x %d logits", (long long)n, k);
-    struct qeval_opts eo = {.batch = r->batch, .threads = r->threads};
+    struct qeval_opts eo = {.batch = batch, .threads = threads};
     double t0 = wbi_now();
-    int rc = qeval_logits(m, NULL, w->data, n, &eo, r->progress, "float reference", logits, err);
+    int rc = qeval_logits(m, NULL, w->data, n, &eo, p, "float reference", logits, err);
     *seconds = wbi_now() - t0;
     if (rc != 0) {
         free(logits);
@@ -199,17 +199,27 @@ int wbi_finish_run(struct wb *w, int64_t id, const char *status, const char *err
     return rc;
 }
 
+int wbi_upsert_model_data(struct wb *w, const struct qstore_dataset *data, int64_t *model_id,
+                          int64_t *data_id, qerr *err)
+{
+    const struct qmodel *m = w->model;
+    const char *sha;
+    if (wb_model_sha256(w, &sha, err) < 0)
+        return -1;
+    struct qstore_model sm = {.path = w->model_abspath, .sha256 = sha, .format = m->format,
+                              .name = m->name, .n_params = qmodel_n_params(m),
+                              .float_bytes = qmodel_float_bytes(m)};
+    if (qstore_model_upsert(w->store, &sm, model_id, err) < 0 ||
+        qstore_dataset_upsert(w->store, data, data_id, err) < 0)
+        return -1;
+    return 0;
+}
+
 int wbi_begin_run(struct wb *w, const struct qstore_dataset *data, const char *kind, int64_t n,
                   int64_t *id, qerr *err)
 {
-    const struct qmodel *m = w->model;
     int64_t model_id, data_id;
-    struct qstore_model sm = {.path = w->model_abspath, .sha256 = w->model_sha,
-                              .format = m->format, .name = m->name,
-                              .n_params = qmodel_n_params(m),
-                              .float_bytes = qmodel_float_bytes(m)};
-    if (qstore_model_upsert(w->store, &sm, &model_id, err) < 0 ||
-        qstore_dataset_upsert(w->store, data, &data_id, err) < 0)
+    if (wbi_upsert_model_data(w, data, &model_id, &data_id, err) < 0)
         return -1;
     int rc;
     /* the plugins this recipe uses, each once */
@@ -272,7 +282,7 @@ int wbi_eval_classifier(struct wb *w, const struct wb_eval_request *r,
     if (!data)
         return qerr_set(err, "%s names no evaluation dataset: give --data FILE", m->json_path);
     const char *sha;
-    if (load_data(w, data, labels, err) < 0 || qeval_check(m, w->data, err) < 0 ||
+    if (wbi_load_data(w, data, labels, err) < 0 || qeval_check(m, w->data, err) < 0 ||
         wb_model_sha256(w, &sha, err) < 0)
         return -1;
     int64_t n = r->limit > 0 && r->limit < w->data->n ? r->limit : w->data->n;
@@ -304,7 +314,7 @@ int wbi_eval_classifier(struct wb *w, const struct wb_eval_request *r,
         goto end;
     }
     double ref_seconds;
-    rc = reference_logits(w, r, n, &ref, &ref_seconds, err);
+    rc = wbi_reference_logits(w, r->batch, r->threads, r->progress, n, &ref, &ref_seconds, err);
     if (rc != 0)
         goto end;
     qmetrics_classify(ref, NULL, w->data->labels, n, m->n_classes, &o->float_metrics);

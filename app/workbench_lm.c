@@ -14,7 +14,7 @@
 
 /* ---- evaluation data and the reference cache --------------------------------- */
 
-static int load_lm_data(struct wb *w, const char *path, qerr *err)
+int wbi_load_lm_data(struct wb *w, const char *path, qerr *err)
 {
     if (w->lm_data && strcmp(w->lm_data->path, path) == 0)
         return 0;
@@ -69,6 +69,53 @@ static const struct qprogress *named(struct named_progress *n, const struct qpro
     return &n->p;
 }
 
+int wbi_lm_prepare(struct wb *w, const char *data, int n_ctx, int n_chunks, int threads,
+                   struct qlm_opts *opts, int64_t *chunks, qerr *err)
+{
+    const struct qllm *l = w->model->llm;
+    const char *sha;
+    if (!data)
+        return qerr_set(err, "%s is a language model: give --data (a text file, or token ids "
+                        "as .safetensors, .i32 or .u32)", w->model->name);
+    if (wbi_load_lm_data(w, data, err) < 0 || wb_model_sha256(w, &sha, err) < 0)
+        return -1;
+    *opts = (struct qlm_opts){.n_ctx = n_ctx, .n_chunks = n_chunks, .threads = threads};
+    if (!opts->n_ctx)
+        opts->n_ctx = l->c.max_ctx > 0 && l->c.max_ctx < 512 ? l->c.max_ctx : 512;
+    *chunks = w->lm_data->n / opts->n_ctx;
+    if (n_chunks > 0 && n_chunks < *chunks)
+        *chunks = n_chunks;
+    if (*chunks < 1)
+        return qerr_set(err, "%s: %lld tokens, fewer than one chunk of --ctx %d", data,
+                        (long long)w->lm_data->n, opts->n_ctx);
+    opts->n_chunks = (int)*chunks;
+    return 0;
+}
+
+int wbi_lm_reference(struct wb *w, const struct qlm_opts *opts, const struct qprogress *p,
+                     char *ref, size_t size, int *computed, struct qlm_metrics *float_m,
+                     double *seconds, qerr *err)
+{
+    const struct qmodel *m = w->model;
+    struct qlm_ref_info info;
+    qerr ignore;
+    *computed = 0;
+    if (reference_path(w, opts->n_ctx, opts->n_chunks, ref, size, err) < 0)
+        return -1;
+    if (qlm_ref_info(ref, &info, &ignore) == 0 && info.n_ctx == opts->n_ctx &&
+        info.n_chunks == opts->n_chunks && info.n_vocab == m->llm->c.vocab_size)
+        return 0;
+    double t1 = wbi_now();
+    struct named_progress np;
+    int rc = qlm_perplexity(m, NULL, w->lm_data->tokens, w->lm_data->n, opts,
+                            named(&np, p, "float reference"), NULL, ref, float_m, err);
+    if (rc == 0) {
+        *computed = 1;
+        *seconds = wbi_now() - t1;
+    }
+    return rc;
+}
+
 /* ---- run metrics ----------------------------------------------------------------- */
 
 static char *lm_metrics_json(const struct qlm_metrics *m, int n_ctx, double seconds)
@@ -108,24 +155,11 @@ int wbi_eval_lm(struct wb *w, const struct wb_eval_request *r, struct wb_eval_ou
                 qerr *err)
 {
     const struct qmodel *m = w->model;
-    const struct qllm *l = m->llm;
     o->is_lm = 1;
-    if (!r->data)
-        return qerr_set(err, "%s is a language model: give --data (a text file, or token ids "
-                        "as .safetensors, .i32 or .u32)", m->name);
-    const char *sha;
-    if (load_lm_data(w, r->data, err) < 0 || wb_model_sha256(w, &sha, err) < 0)
+    struct qlm_opts opts;
+    int64_t chunks;
+    if (wbi_lm_prepare(w, r->data, r->n_ctx, r->n_chunks, r->threads, &opts, &chunks, err) < 0)
         return -1;
-    struct qlm_opts opts = {.n_ctx = r->n_ctx, .n_chunks = r->n_chunks, .threads = r->threads};
-    if (!opts.n_ctx)
-        opts.n_ctx = l->c.max_ctx > 0 && l->c.max_ctx < 512 ? l->c.max_ctx : 512;
-    int64_t chunks = w->lm_data->n / opts.n_ctx;
-    if (r->n_chunks > 0 && r->n_chunks < chunks)
-        chunks = r->n_chunks;
-    if (chunks < 1)
-        return qerr_set(err, "%s: %lld tokens, fewer than one chunk of --ctx %d", r->data,
-                        (long long)w->lm_data->n, opts.n_ctx);
-    opts.n_chunks = (int)chunks;
     int64_t scored = chunks * (opts.n_ctx - 1 - opts.n_ctx / 2);
 
     char *dpath = wbi_abspath(w->lm_data->path);
@@ -146,7 +180,6 @@ int wbi_eval_lm(struct wb *w, const struct wb_eval_request *r, struct wb_eval_ou
     char ref[PATH_MAX];
     struct qlm_ref_info info;
     struct qlm_metrics float_m;
-    qerr ignore;
     int rc = 0, have_float = 0;
 
     if (r->progress && r->progress->fn)
@@ -155,21 +188,9 @@ int wbi_eval_lm(struct wb *w, const struct wb_eval_request *r, struct wb_eval_ou
         rc = cancel && atomic_load(cancel) ? QEVAL_CANCELLED : -1;
         goto end;
     }
-    if ((rc = reference_path(w, opts.n_ctx, chunks, ref, sizeof ref, err)) < 0)
+    if ((rc = wbi_lm_reference(w, &opts, r->progress, ref, sizeof ref, &have_float, &float_m,
+                               &o->seconds, err)) != 0)
         goto end;
-    /* the float reference: computed once per (model, data, n_ctx, chunks) */
-    if (qlm_ref_info(ref, &info, &ignore) < 0 || info.n_ctx != opts.n_ctx ||
-        info.n_chunks != chunks || info.n_vocab != l->c.vocab_size) {
-        double t1 = wbi_now();
-        struct named_progress np;
-        rc = qlm_perplexity(m, NULL, w->lm_data->tokens, w->lm_data->n, &opts,
-                            named(&np, r->progress, "float reference"), NULL, ref, &float_m,
-                            err);
-        if (rc != 0)
-            goto end;
-        have_float = 1;
-        o->seconds = wbi_now() - t1;
-    }
     if (w->weights.n_quantized == 0) {
         /* nothing quantized: the float model is the reference itself (its
          * stored log-probabilities are rounded, so comparing would show a
@@ -268,7 +289,7 @@ static int generate_one(const struct qmodel *m, const float *const *weights,
         return -1;
     }
     double t0 = wbi_now();
-    int rc = qllm_forward(s, weights, prompt, n_prompt, 0, 1, logits, err);
+    int rc = qllm_forward(s, weights, prompt, n_prompt, 0, n_prompt - 1, logits, err);
     int prev = prompt[n_prompt - 1], n = 0;
     int bos = qtok_bos(l->tok), eos = qtok_eos(l->tok);
     while (rc == 0 && n < n_tokens) {
@@ -290,7 +311,7 @@ static int generate_one(const struct qmodel *m, const float *const *weights,
         out[n++] = next;
         prev = next;
         if (n < n_tokens)
-            rc = qllm_forward(s, weights, &out[n - 1], 1, n_prompt + n - 1, 1, logits, err);
+            rc = qllm_forward(s, weights, &out[n - 1], 1, n_prompt + n - 1, 0, logits, err);
     }
     double dt = wbi_now() - t0;
     *tps = dt > 0 ? n / dt : 0;

@@ -8,7 +8,7 @@ ids into floor(n / N_CTX) chunks, sets each chunk's first token to BOS
 (1), runs each chunk through the whole model at once in float32 (causal
 attention, logits of every position), and scores the second half as
 llama-perplexity does: the logits at position j (N_CTX/2 <= j < N_CTX-1)
-predict the token at j+1, -log softmax in float64. Prints JSON: tokens/s
+predict the token at j+1, -log softmax in float32 summed in float64. Prints JSON: tokens/s
 (best of REPEAT) and the perplexity.
 """
 import json
@@ -91,8 +91,8 @@ def evaluate(cfg, w, ids, n_ctx):
         chunk = ids[c * n_ctx:(c + 1) * n_ctx].clone()
         chunk[0] = 1  # BOS, as llama-perplexity
         logits = forward(cfg, w, chunk)
-        lp = torch.log_softmax(logits[first:n_ctx - 1].double(), dim=-1)
-        nll -= lp.gather(1, chunk[first + 1:, None].long()).sum().item()
+        lp = torch.log_softmax(logits[first:n_ctx - 1], dim=-1)
+        nll -= lp.gather(1, chunk[first + 1:, None]).double().sum().item()
         count += n_ctx - 1 - first
     return nll, count
 

@@ -1,4 +1,4 @@
-/* forward.c — the graph executor: activation buffers (shared where safe), preprocessing, one pass over the ops. */
+/* forward.c — the graph executor: activation buffers (shared where safe), preprocessing, one pass over the ops, or the part after a saved cut. */
 #include "forward.h"
 
 #include <stdint.h>
@@ -18,6 +18,8 @@ struct qforward {
     int max_batch;
     int n_slots;                /* n_nodes + 1 */
     int *owner;                 /* n_slots: the slot whose buffer holds this value */
+    int *last_read;             /* n_slots: the last node reading the value (n_nodes: the
+                                   output), -1 when none */
     float **buf;                /* n_slots: max_batch * numel floats, for owner slots only */
     unsigned char *fuse_relu;   /* n_nodes: conv2d applies the next node's relu per image */
     struct qconv_geom *conv;    /* n_nodes: geometry of conv2d nodes (n = 1) */
@@ -36,6 +38,7 @@ void qforward_free(struct qforward *f)
             free(f->buf[s]);
     free(f->buf);
     free(f->owner);
+    free(f->last_read);
     free(f->fuse_relu);
     free(f->conv);
     free(f->pool);
@@ -183,6 +186,18 @@ static void plan_buffers(struct qforward *f)
     }
 }
 
+/* The last reader of every value, for cuts. */
+static void plan_reads(struct qforward *f)
+{
+    const struct qmodel *m = f->m;
+    for (int s = 0; s < f->n_slots; s++)
+        f->last_read[s] = -1;
+    for (int j = 0; j < m->n_nodes; j++)
+        for (int k = 0; k < m->nodes[j].n_in; k++)
+            f->last_read[slot_of(m->nodes[j].in[k])] = j;
+    f->last_read[slot_of(m->output)] = m->n_nodes;
+}
+
 int qforward_new(const struct qmodel *m, int max_batch, struct qforward **out, qerr *err)
 {
     *out = NULL;
@@ -200,11 +215,12 @@ int qforward_new(const struct qmodel *m, int max_batch, struct qforward **out, q
     f->n_slots = m->n_nodes + 1;
     size_t nn = (size_t)m->n_nodes, ns = (size_t)f->n_slots;
     f->owner = calloc(ns, sizeof *f->owner);
+    f->last_read = calloc(ns, sizeof *f->last_read);
     f->buf = calloc(ns, sizeof *f->buf);
     f->fuse_relu = calloc(nn, sizeof *f->fuse_relu);
     f->conv = calloc(nn, sizeof *f->conv);
     f->pool = calloc(nn, sizeof *f->pool);
-    if (!f->owner || !f->buf || !f->fuse_relu || !f->conv || !f->pool)
+    if (!f->owner || !f->last_read || !f->buf || !f->fuse_relu || !f->conv || !f->pool)
         goto oom;
     int64_t scratch;
     if (plan_geometry(f, &scratch, err) != 0) {
@@ -214,6 +230,7 @@ int qforward_new(const struct qmodel *m, int max_batch, struct qforward **out, q
     if (scratch > 0 && !(f->scratch = alloc_floats(scratch, 1)))
         goto oom;
     plan_buffers(f);
+    plan_reads(f);
     for (int s = 0; s < f->n_slots; s++) {
         if (f->owner[s] != s)
             continue;
@@ -349,16 +366,110 @@ static void run_node(const struct qforward *f, const float *const *w, int i, int
     }
 }
 
+static int check_batch(const struct qforward *f, int n, qerr *err)
+{
+    if (n < 1 || n > f->max_batch)
+        return qerr_set(err, "%s: batch of %d samples; this runner takes 1 to %d",
+                        model_src(f->m), n, f->max_batch);
+    return 0;
+}
+
+static void copy_output(const struct qforward *f, int n, float *out)
+{
+    const struct qmodel *m = f->m;
+    memcpy(out, value_buf(f, m->output), (size_t)n * (size_t)m->n_classes * sizeof *out);
+}
+
 int qforward_run(struct qforward *f, const float *const *weights,
                  const float *input, int n, float *out, qerr *err)
 {
+    return qforward_run_capture(f, weights, input, n, out, 0, NULL, NULL, err);
+}
+
+/* ---- running from a cut ------------------------------------------------------
+ * A value read after the cut is never overwritten before it (see
+ * may_overwrite), so at the cut its buffer still holds it: saving a cut
+ * is copying the buffers that hold such values, restoring it copying them
+ * back. Views (flatten) share their input's buffer and are copied once. */
+
+static int64_t slot_numel(const struct qforward *f, int s)
+{
+    return s == 0 ? f->m->in_numel : f->m->nodes[s - 1].out_numel;
+}
+
+/* Whether buffer o holds, at the cut before node first, a value made
+ * before the cut (slots 0..first) and read at or after it (or the output). */
+static int cut_holds(const struct qforward *f, int o, int first)
+{
+    for (int s = o; s <= first; s++)
+        if (f->owner[s] == o && f->last_read[s] >= first)
+            return 1;
+    return 0;
+}
+
+int64_t qforward_cut_floats(const struct qforward *f, int first)
+{
+    if (first < 0 || first >= f->m->n_nodes)
+        return -1;
+    int64_t total = 0;
+    for (int o = 0; o <= first; o++)
+        if (f->owner[o] == o && cut_holds(f, o, first))
+            total += slot_numel(f, o);
+    return total;
+}
+
+/* Copies the cut's buffers for n samples into to (saving), or from from
+ * back into them (restoring). */
+static void cut_copy(struct qforward *f, int first, int n, float *to, const float *from)
+{
+    for (int o = 0; o <= first; o++) {
+        if (f->owner[o] != o || !cut_holds(f, o, first))
+            continue;
+        size_t count = (size_t)n * (size_t)slot_numel(f, o);
+        if (to) {
+            memcpy(to, f->buf[o], count * sizeof *to);
+            to += count;
+        } else {
+            memcpy(f->buf[o], from, count * sizeof *from);
+            from += count;
+        }
+    }
+}
+
+int qforward_run_capture(struct qforward *f, const float *const *weights, const float *input,
+                         int n, float *out, int n_cuts, const int *cuts, float *const *saved,
+                         qerr *err)
+{
     const struct qmodel *m = f->m;
-    if (n < 1 || n > f->max_batch)
-        return qerr_set(err, "%s: batch of %d samples; this runner takes 1 to %d",
-                        model_src(m), n, f->max_batch);
+    if (check_batch(f, n, err) < 0)
+        return -1;
+    for (int k = 0; k < n_cuts; k++)
+        if (cuts[k] < 0 || cuts[k] >= m->n_nodes)
+            return qerr_set(err, "%s: cut before node %d; the graph has nodes 0 to %d",
+                            model_src(m), cuts[k], m->n_nodes - 1);
     preprocess(m, input, n, f->buf[0]);
-    for (int i = 0; i < m->n_nodes; i++)
+    for (int i = 0; i < m->n_nodes; i++) {
+        for (int k = 0; k < n_cuts; k++)
+            if (cuts[k] == i)
+                cut_copy(f, i, n, saved[k], NULL);
         run_node(f, weights, i, n);
-    memcpy(out, value_buf(f, m->output), (size_t)n * (size_t)m->n_classes * sizeof *out);
+    }
+    copy_output(f, n, out);
+    return 0;
+}
+
+int qforward_run_from(struct qforward *f, const float *const *weights, int first,
+                      const float *saved, int n, float *out, qerr *err)
+{
+    const struct qmodel *m = f->m;
+    if (check_batch(f, n, err) < 0)
+        return -1;
+    if (first < 0 || first >= m->n_nodes)
+        return qerr_set(err, "%s: cut before node %d; the graph has nodes 0 to %d",
+                        model_src(m), first, m->n_nodes - 1);
+    cut_copy(f, first, n, NULL, saved);
+    for (int i = first; i < m->n_nodes; i++)
+        run_node(f, weights, i, n);
+    copy_output(f, n, out);
     return 0;
 }

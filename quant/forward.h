@@ -16,4 +16,28 @@ void qforward_free(struct qforward *f);
 int qforward_run(struct qforward *f, const float *const *weights,
                  const float *input, int n, float *out, qerr *err);
 
+/* ---- running from a cut -----------------------------------------------------
+ * The cut before node `first` holds every activation computed before that
+ * node and read by it or a later node (or being the output): for a chain
+ * the input of node `first`, for a graph with residual adds every value
+ * that jumps over the cut. Saved from one run, it lets later runs start at
+ * `first` with other weights for nodes first..end and give exactly what a
+ * full run gives when the nodes before the cut used the same weights. */
+
+/* Floats one sample of the cut before node first (0 <= first < n_nodes)
+ * takes; -1 when first is out of range. */
+int64_t qforward_cut_floats(const struct qforward *f, int first);
+
+/* qforward_run that also saves, for each k < n_cuts, the cut before node
+ * cuts[k] into saved[k] (room for n * qforward_cut_floats(f, cuts[k])
+ * floats; the layout is private, read back by qforward_run_from with the
+ * same n). */
+int qforward_run_capture(struct qforward *f, const float *const *weights, const float *input,
+                         int n, float *out, int n_cuts, const int *cuts, float *const *saved,
+                         qerr *err);
+
+/* Restores a cut saved for n samples and runs nodes first..end with weights. */
+int qforward_run_from(struct qforward *f, const float *const *weights, int first,
+                      const float *saved, int n, float *out, qerr *err);
+
 #endif

@@ -83,15 +83,20 @@ int qllm_validate(struct qmodel *m, qerr *err);
  * A state holds the KV cache and the activations for up to n_ctx
  * positions. qllm_forward runs n tokens at positions pos..pos+n-1 (after
  * what the cache holds for 0..pos-1), all n positions through each matrix
- * product together, with causal attention, and writes the logits of
- * every position (n * vocab floats) into logits, or of the last one only
- * when last_only is set. weights[i] overrides tensor i (dequantized
- * values), NULL or weights == NULL for the model's own. */
+ * product together, with causal attention, and writes the logits of the
+ * call's tokens logits_from..n-1 ((n - logits_from) * vocab floats, one
+ * row after another) into logits: 0 for every token, n - 1 for the last
+ * only (0 <= logits_from < n). Rows before logits_from skip the last
+ * layer's feed-forward and the output projection, which is most of the
+ * work of a small model with a large vocabulary; with logits_from = n/2
+ * (perplexity's scored half) the logits are the very floats a call for
+ * every token gives. weights[i] overrides tensor i (dequantized values),
+ * NULL or weights == NULL for the model's own. */
 struct qllm_state;
 
 int qllm_state_new(const struct qmodel *m, int n_ctx, struct qllm_state **out, qerr *err);
 void qllm_state_free(struct qllm_state *s);
 int qllm_forward(struct qllm_state *s, const float *const *weights, const int32_t *tokens,
-                 int n, int pos, int last_only, float *logits, qerr *err);
+                 int n, int pos, int logits_from, float *logits, qerr *err);
 
 #endif

@@ -19,13 +19,15 @@
 /* Elementwise loops run in blocks of this many with a constant inner trip
  * count, which GCC vectorizes at -O2. */
 #define QLLM_BLOCK 8
-/* Below this much work (multiply-adds; an expf counts 8; ~10 us) a job
+/* Below this much work (multiply-adds; an exponential counts 8; ~10 us) a job
  * runs on the calling thread alone: handing it out costs more, and much
  * more when a busy machine has taken the worker's core. */
 #define QLLM_PAR_WORK (1 << 17)
 /* Attention weights held per thread: query rows are taken in blocks that
- * fit (at least one row). */
+ * fit (at least one row), and of at most QLLM_ATT_ROWS, so a block's
+ * scores for keys its rows may not see (causal) stay few. */
 #define QLLM_SCORE_FLOATS (1 << 20)
+#define QLLM_ATT_ROWS 64
 /* Matrix products are split between threads in multiples of this many
  * output features, so each part keeps whole kernel tiles. */
 #define QLLM_COL_TILE 16
@@ -136,8 +138,95 @@ int qllm_kv_head(int h, int n_heads, int n_kv_heads)
     return h / (n_heads / n_kv_heads);
 }
 
+/* ---- vector arithmetic -------------------------------------------------------
+ * GCC's generic vectors of 4 floats: SSE2 on x86-64, NEON on arm64, plain
+ * code elsewhere; no intrinsics, no flags. Loads and stores go through
+ * memcpy, so rows need no alignment. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+#define V4(c) ((v4f){(c), (c), (c), (c)})
+
+static inline v4f v4_load(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void v4_store(float *p, v4f v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* lanes of a where m is set, else of b */
+static inline v4f v4_select(v4i m, v4f a, v4f b)
+{
+    return (v4f)((m & (v4i)a) | (~m & (v4i)b));
+}
+
+/* e^x lane by lane, within 2 ulp. x is clamped to [-87, 88], so results
+ * are normal floats (e^-87 = 1.6e-38 stands for anything smaller); then
+ * x = n ln2 + r with |r| <= ln2/2, and e^r is Cephes' expf polynomial. */
+static inline v4f v4_exp(v4f x)
+{
+    x = v4_select(x < V4(-87.0f), V4(-87.0f), x);
+    x = v4_select(x > V4(88.0f), V4(88.0f), x);
+    /* n = round(x / ln2), by adding and taking away 1.5 x 2^23 */
+    v4f n = x * V4(1.44269504088896341f) + V4(12582912.0f);
+    n -= V4(12582912.0f);
+    /* ln2 in two parts: n times the first (9 bits) is exact */
+    v4f r = x - n * V4(0.693359375f);
+    r -= n * V4(-2.12194440e-4f);
+    v4f p = r * V4(1.9875691500e-4f) + V4(1.3981999507e-3f);
+    p = p * r + V4(8.3334519073e-3f);
+    p = p * r + V4(4.1665795894e-2f);
+    p = p * r + V4(1.6666665459e-1f);
+    p = p * r + V4(5.0000001201e-1f);
+    p = p * (r * r) + r + V4(1.0f);
+    /* times 2^n, built in the exponent field */
+    v4i e = (__builtin_convertvector(n, v4i) + 127) << 23;
+    return p * (v4f)e;
+}
+
+static float exp1(float x)
+{
+    return v4_exp(V4(x))[0];
+}
+
+void qllm_exp(float *y, const float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        v4_store(y + i, v4_exp(v4_load(x + i)));
+    for (; i < n; i++)
+        y[i] = exp1(x[i]);
+}
+
+/* x[j] /= d for j < n (one IEEE division each, as llama2.c divides);
+ * returns the largest result. */
+static float div_max(float *x, int n, float d)
+{
+    int j = 0;
+    float m = -INFINITY;
+    if (n >= 4) {
+        v4f mv = V4(-INFINITY);
+        for (; j + 4 <= n; j += 4) {
+            v4f v = v4_load(x + j) / V4(d);
+            v4_store(x + j, v);
+            mv = v4_select(v > mv, v, mv);
+        }
+        for (int k = 0; k < 4; k++)
+            m = mv[k] > m ? mv[k] : m;
+    }
+    for (; j < n; j++) {
+        x[j] /= d;
+        m = x[j] > m ? x[j] : m;
+    }
+    return m;
+}
+
 /* x[j] /= d for j < n, in blocks the compiler turns into vector divides:
- * each element still gets one IEEE division, so results are unchanged. */
+ * each element still gets one IEEE division. */
 static void div_all(float *x, int n, float d)
 {
     int j = 0;
@@ -148,25 +237,32 @@ static void div_all(float *x, int n, float d)
         x[j] /= d;
 }
 
-/* softmax in place, max-subtracted, the sum in float in order, as llama2.c */
-static void softmax(float *x, int size)
+/* Attention weights of one row of raw scores: x / scale, softmaxed
+ * (max-subtracted; the sum in float in order, as llama2.c). */
+static void softmax_scaled(float *x, int size, float scale)
 {
-    float max_val = x[0];
-    for (int i = 1; i < size; i++)
-        if (x[i] > max_val)
-            max_val = x[i];
+    const float max_val = div_max(x, size, scale);
     float sum = 0.0f;
-    for (int i = 0; i < size; i++) {
-        x[i] = expf(x[i] - max_val);
-        sum += x[i];
+    int j = 0;
+    for (; j + 4 <= size; j += 4) {
+        v4f e = v4_exp(v4_load(x + j) - V4(max_val));
+        v4_store(x + j, e);
+        sum += e[0];
+        sum += e[1];
+        sum += e[2];
+        sum += e[3];
+    }
+    for (; j < size; j++) {
+        x[j] = exp1(x[j] - max_val);
+        sum += x[j];
     }
     div_all(x, size, sum);
 }
 
 /* Attention of query rows i0..i1-1 (positions pos+i0..) of head h over
  * keys 0..pos+i1-1: scores [rows, len] = q_h . k_g^T (sgemm), each row's
- * keys 0..pos+i scaled by 1/sqrt(hd) (divided, as llama2.c) and
- * softmaxed, the rest 0, then out_h = scores . v_g (sgemm). */
+ * keys 0..pos+i divided by sqrt(hd) (as llama2.c) and softmaxed, the
+ * rest 0, then out_h = scores . v_g (sgemm). */
 static void att_block(const float *q, const float *kc, const float *vc, float *out, int pos,
                       int n_heads, int n_kv, int hd, int h, int i0, int i1, float *scores)
 {
@@ -184,8 +280,7 @@ static void att_block(const float *q, const float *kc, const float *vc, float *o
     for (int r = 0; r < rows; r++) {
         float *row = scores + (size_t)r * len;
         const int keep = pos + i0 + r + 1;
-        div_all(row, keep, root);
-        softmax(row, keep);
+        softmax_scaled(row, keep, root);
         memset(row + keep, 0, (size_t)(len - keep) * sizeof *row);
     }
     if (rows == 1)
@@ -215,9 +310,15 @@ void qllm_attention(const float *q, const float *kc, const float *vc, float *out
 
 void qllm_swiglu(float *gate, const float *up, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f g = v4_load(gate + i);
+        g *= V4(1.0f) / (V4(1.0f) + v4_exp(-g));
+        v4_store(gate + i, g * v4_load(up + i));
+    }
+    for (; i < n; i++) {
         float val = gate[i];
-        val *= 1.0f / (1.0f + expf(-val));
+        val *= 1.0f / (1.0f + exp1(-val));
         gate[i] = val * up[i];
     }
 }
@@ -353,32 +454,51 @@ static void matmul(float *y, int ldy, const float *x, int n, int in, const float
                     0.0f, y, ldy);
 }
 
+/* Products that share their input x [n, in]: y_i[r, 0..out_i) (rows ldy_i
+ * apart) = x[r] . W_i^T. Their output features are dealt out as one list
+ * of tiles, so q, k and v take one trip through the pool. */
+#define QLLM_MAX_FUSED 3
 struct mm_job {
-    float *y;
-    int ldy;
     const float *x;
-    int n, in, out;
-    const float *w;
+    int n, in, count;
+    struct mm_out { float *y; int ldy, out; const float *w; int64_t tile0; } o[QLLM_MAX_FUSED];
 };
 
-/* output features [b, e) x QLLM_COL_TILE */
+/* tiles [b, e) of the joint list: each output's share of them */
 static void mm_range(void *ctx, int64_t b, int64_t e, int part)
 {
     (void)part;
     const struct mm_job *j = ctx;
-    int64_t c0 = b * QLLM_COL_TILE, c1 = e * QLLM_COL_TILE < j->out ? e * QLLM_COL_TILE : j->out;
-    if (c1 > c0)
-        matmul(j->y + c0, j->ldy, j->x, j->n, j->in, j->w + c0 * j->in, (int)(c1 - c0));
+    for (int i = 0; i < j->count; i++) {
+        const struct mm_out *o = &j->o[i];
+        int64_t c0 = (b > o->tile0 ? b - o->tile0 : 0) * QLLM_COL_TILE;
+        int64_t c1 = (e - o->tile0) * QLLM_COL_TILE;
+        if (c1 > o->out)
+            c1 = o->out;
+        if (c1 > c0)
+            matmul(o->y + c0, o->ldy, j->x, j->n, j->in, o->w + c0 * j->in, (int)(c1 - c0));
+    }
 }
 
-/* The product split over the pool by output features: every thread runs
- * OpenBLAS on its share of W's rows. */
+/* The job's products split over the pool by output features: every
+ * thread runs OpenBLAS on its share of the W_i's rows. */
+static void mm_run(struct qllm_state *s, struct mm_job *j)
+{
+    int64_t tiles = 0;
+    double work = 0;
+    for (int i = 0; i < j->count; i++) {
+        j->o[i].tile0 = tiles;
+        tiles += (j->o[i].out + QLLM_COL_TILE - 1) / QLLM_COL_TILE;
+        work += (double)j->n * j->in * j->o[i].out;
+    }
+    pool_run(&s->pool, tiles, work, mm_range, j);
+}
+
 static void mm(struct qllm_state *s, float *y, int ldy, const float *x, int n, int in,
                const float *w, int out)
 {
-    struct mm_job j = {y, ldy, x, n, in, out, w};
-    int64_t tiles = (out + QLLM_COL_TILE - 1) / QLLM_COL_TILE;
-    pool_run(&s->pool, tiles, (double)n * in * out, mm_range, &j);
+    struct mm_job j = {x, n, in, 1, {{y, ldy, out, w, 0}}};
+    mm_run(s, &j);
 }
 
 static void add_bias(float *y, int ldy, int n, const float *b, int out)
@@ -414,7 +534,8 @@ static void norm_all(struct qllm_state *s, float *o, const float *x, const float
 
 struct att_job {
     struct qllm_state *s;
-    const float *kc, *vc;
+    const float *q, *kc, *vc;
+    float *out;
     int n, pos;
 };
 
@@ -424,21 +545,36 @@ static void att_range(void *ctx, int64_t b, int64_t e, int part)
     const struct att_job *j = ctx;
     struct qllm_state *s = j->s;
     const struct qllm_config *c = &s->c;
-    att_heads(s->q, j->kc, j->vc, s->att, j->n, j->pos, c->n_heads, c->n_kv_heads, c->head_dim,
+    att_heads(j->q, j->kc, j->vc, j->out, j->n, j->pos, c->n_heads, c->n_kv_heads, c->head_dim,
               (int)b, (int)e, s->score_rows,
               s->scores + (size_t)part * s->score_rows * s->n_ctx);
 }
 
-struct swiglu_job {
-    float *gate;
-    const float *up;
+/* The feed-forward's first half: hg = silu(x . W_gate^T) * (x . W_up^T),
+ * x [n, in], hg and hu [n, hidden]. Each thread takes the same hidden
+ * features of both products and applies SwiGLU to them while they are in
+ * its cache, with no wait between. */
+struct ffn_job {
+    const float *x, *gate, *up;
+    float *hg, *hu;
+    int n, in, hidden;
 };
 
-static void swiglu_range(void *ctx, int64_t b, int64_t e, int part)
+/* hidden features [b, e) x QLLM_COL_TILE */
+static void ffn_range(void *ctx, int64_t b, int64_t e, int part)
 {
     (void)part;
-    const struct swiglu_job *j = ctx;
-    qllm_swiglu(j->gate + b, j->up + b, e - b);
+    const struct ffn_job *j = ctx;
+    int64_t c0 = b * QLLM_COL_TILE, c1 = e * QLLM_COL_TILE < j->hidden ? e * QLLM_COL_TILE
+                                                                      : j->hidden;
+    if (c1 <= c0)
+        return;
+    matmul(j->hg + c0, j->hidden, j->x, j->n, j->in, j->gate + c0 * j->in, (int)(c1 - c0));
+    matmul(j->hu + c0, j->hidden, j->x, j->n, j->in, j->up + c0 * j->in, (int)(c1 - c0));
+    for (int r = 0; r < j->n; r++) {
+        size_t at = (size_t)r * j->hidden + (size_t)c0;
+        qllm_swiglu(j->hg + at, j->hu + at, c1 - c0);
+    }
 }
 
 /* ---- state ------------------------------------------------------------------- */
@@ -479,9 +615,12 @@ void qllm_state_free(struct qllm_state *s)
     free(s);
 }
 
+/* The cores this process may run on (taskset, cpusets), else those online. */
 static int cores(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                          : sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > QLLM_MAX_THREADS ? QLLM_MAX_THREADS : (int)n;
 }
 
@@ -514,6 +653,7 @@ int qllm_state_new(const struct qmodel *m, int n_ctx, struct qllm_state **out, q
     s->kv_dim = (int)kv_dim;
     s->threads = cores();
     int rows = QLLM_SCORE_FLOATS / n_ctx;
+    rows = rows > QLLM_ATT_ROWS ? QLLM_ATT_ROWS : rows;
     s->score_rows = rows < 1 ? 1 : rows > s->nb_max ? s->nb_max : rows;
 
     size_t nkv, nx, nq, nh, nr, ns;
@@ -614,48 +754,95 @@ static void residual_add(float *x, const float *y, size_t count)
         x[i] += y[i];
 }
 
-/* One layer over nb positions starting at p0; s->x holds their residuals. */
-static void layer_forward(struct qllm_state *s, int l, int nb, int p0)
+/* Rows [g0, g1) of a slice at positions p0 + g0.. through the rest of
+ * layer l, once their k and v are in the cache: q (unless q_done),
+ * attention, w_o, the feed-forward. Every buffer is used at the rows'
+ * own offsets, so groups of one slice leave each other's rows alone. */
+static void layer_rows(struct qllm_state *s, int l, int p0, int g0, int g1, int q_done)
 {
     const struct qllm_config *c = &s->c;
     const struct layer_w *w = &s->lw[l];
-    const int dim = c->dim, hd = c->head_dim, hidden = c->hidden_dim;
-    const int q_dim = s->q_dim, kv_dim = s->kv_dim;
-    float *kc = s->k_cache + (size_t)l * s->n_ctx * kv_dim;
-    float *vc = s->v_cache + (size_t)l * s->n_ctx * kv_dim;
-    float *krow = kc + (size_t)p0 * kv_dim, *vrow = vc + (size_t)p0 * kv_dim;
+    const int dim = c->dim, hd = c->head_dim, hidden = c->hidden_dim, q_dim = s->q_dim;
+    const int n = g1 - g0;
+    const size_t kv_layer = (size_t)l * s->n_ctx * s->kv_dim;
+    float *x = s->x + (size_t)g0 * dim, *xb = s->xb + (size_t)g0 * dim;
+    float *xo = s->xo + (size_t)g0 * dim, *q = s->q + (size_t)g0 * q_dim;
+    float *att = s->att + (size_t)g0 * q_dim;
+    float *hg = s->hg + (size_t)g0 * hidden, *hu = s->hu + (size_t)g0 * hidden;
 
-    /* attention: q, and k, v straight into the cache rows of p0.. */
-    norm_all(s, s->xb, s->x, w->attn_norm, nb);
-    mm(s, s->q, q_dim, s->xb, nb, dim, w->wq, q_dim);
-    mm(s, krow, kv_dim, s->xb, nb, dim, w->wk, kv_dim);
-    mm(s, vrow, kv_dim, s->xb, nb, dim, w->wv, kv_dim);
-    add_bias(s->q, q_dim, nb, w->bq, q_dim);
-    add_bias(krow, kv_dim, nb, w->bk, kv_dim);
-    add_bias(vrow, kv_dim, nb, w->bv, kv_dim);
-    for (int i = 0; i < nb; i++) {
-        const float *cs = s->rope + (size_t)i * hd;
-        qllm_rope_row(s->q + (size_t)i * q_dim, c->n_heads, hd, cs, c->rope);
-        qllm_rope_row(krow + (size_t)i * kv_dim, c->n_kv_heads, hd, cs, c->rope);
-    }
-    struct att_job aj = {s, kc, vc, nb, p0};
+    if (!q_done)
+        mm(s, q, q_dim, xb, n, dim, w->wq, q_dim);
+    add_bias(q, q_dim, n, w->bq, q_dim);
+    for (int i = 0; i < n; i++)
+        qllm_rope_row(q + (size_t)i * q_dim, c->n_heads, hd, s->rope + (size_t)(g0 + i) * hd,
+                      c->rope);
+    struct att_job aj = {s, q, s->k_cache + kv_layer, s->v_cache + kv_layer, att, n, p0 + g0};
     /* scores and weighted values: 2 x heads x rows x keys x head_dim, plus
-     * an expf per score (~8 multiply-adds) */
-    double keys = p0 + (nb + 1) / 2.0;
-    pool_run(&s->pool, c->n_heads, (double)c->n_heads * nb * keys * (2.0 * hd + 8.0), att_range,
+     * an exponential per score (~8 multiply-adds) */
+    double keys = p0 + g0 + (n + 1) / 2.0;
+    pool_run(&s->pool, c->n_heads, (double)c->n_heads * n * keys * (2.0 * hd + 8.0), att_range,
              &aj);
-    mm(s, s->xo, dim, s->att, nb, q_dim, w->wo, dim);
-    residual_add(s->x, s->xo, (size_t)nb * dim);
+    mm(s, xo, dim, att, n, q_dim, w->wo, dim);
+    residual_add(x, xo, (size_t)n * dim);
 
     /* feed-forward: w_down(silu(w_gate x) * w_up x) */
-    norm_all(s, s->xb, s->x, w->ffn_norm, nb);
-    mm(s, s->hg, hidden, s->xb, nb, dim, w->gate, hidden);
-    mm(s, s->hu, hidden, s->xb, nb, dim, w->up, hidden);
-    int64_t elems = (int64_t)nb * hidden;
-    struct swiglu_job sj = {s->hg, s->hu};
-    pool_run(&s->pool, elems, 8.0 * (double)elems, swiglu_range, &sj);
-    mm(s, s->xo, dim, s->hg, nb, hidden, w->down, dim);
-    residual_add(s->x, s->xo, (size_t)nb * dim);
+    norm_all(s, xb, x, w->ffn_norm, n);
+    struct ffn_job fj = {xb, w->gate, w->up, hg, hu, n, dim, hidden};
+    pool_run(&s->pool, (hidden + QLLM_COL_TILE - 1) / QLLM_COL_TILE,
+             (double)n * hidden * (2.0 * dim + 8.0), ffn_range, &fj);
+    mm(s, xo, dim, hg, n, hidden, w->down, dim);
+    residual_add(x, xo, (size_t)n * dim);
+}
+
+/* The row groups of a slice of nb rows that go through the last layer
+ * and the output projection when rows r0..nb-1 want logits: [r0, h) and
+ * [max(r0, h), nb), h = nb/2, empty ones left out. OpenBLAS rounds a row
+ * differently depending on how many rows share its call, so the second
+ * half is always a call of its own: the scored half of a perplexity chunk
+ * (r0 = n_ctx/2) then gets the very logits a whole-chunk call gives it. */
+static int row_groups(int nb, int r0, int g[2][2])
+{
+    const int h = nb / 2;
+    int count = 0;
+    if (r0 < h)
+        g[count][0] = r0, g[count++][1] = h;
+    if (r0 < nb)
+        g[count][0] = r0 > h ? r0 : h, g[count++][1] = nb;
+    return count;
+}
+
+/* One layer over the nb positions of a slice starting at p0; s->x holds
+ * their residuals. Every position's k and v go to the cache; the last
+ * layer takes on only rows r0..nb-1 (in row_groups), as the others would
+ * only feed logits nobody asked for. */
+static void layer_forward(struct qllm_state *s, int l, int nb, int p0, int r0)
+{
+    const struct qllm_config *c = &s->c;
+    const struct layer_w *w = &s->lw[l];
+    const int dim = c->dim, hd = c->head_dim, q_dim = s->q_dim, kv_dim = s->kv_dim;
+    const int last = l + 1 == c->n_layers;
+    float *krow = s->k_cache + ((size_t)l * s->n_ctx + (size_t)p0) * kv_dim;
+    float *vrow = s->v_cache + ((size_t)l * s->n_ctx + (size_t)p0) * kv_dim;
+
+    /* k and v straight into the cache rows of p0.., with q when every row goes on */
+    norm_all(s, s->xb, s->x, w->attn_norm, nb);
+    struct mm_job qkv = {s->xb, nb, dim, 2, {{krow, kv_dim, kv_dim, w->wk, 0},
+                                             {vrow, kv_dim, kv_dim, w->wv, 0}}};
+    if (!last)
+        qkv.o[qkv.count++] = (struct mm_out){s->q, q_dim, q_dim, w->wq, 0};
+    mm_run(s, &qkv);
+    add_bias(krow, kv_dim, nb, w->bk, kv_dim);
+    add_bias(vrow, kv_dim, nb, w->bv, kv_dim);
+    for (int i = 0; i < nb; i++)
+        qllm_rope_row(krow + (size_t)i * kv_dim, c->n_kv_heads, hd, s->rope + (size_t)i * hd,
+                      c->rope);
+    if (!last) {
+        layer_rows(s, l, p0, 0, nb, 1);
+        return;
+    }
+    int g[2][2];
+    for (int k = 0, n = row_groups(nb, r0, g); k < n; k++)
+        layer_rows(s, l, p0, g[k][0], g[k][1], 0);
 }
 
 /* Logits of rows r0..r0+rows-1 of s->x into out (vocab apart). */
@@ -667,7 +854,7 @@ static void logits_rows(struct qllm_state *s, int r0, int rows, float *out)
 }
 
 int qllm_forward(struct qllm_state *s, const float *const *weights, const int32_t *tokens,
-                 int n, int pos, int last_only, float *logits, qerr *err)
+                 int n, int pos, int logits_from, float *logits, qerr *err)
 {
     if (!s)
         return qerr_set(err, "qllm_forward: no state");
@@ -675,6 +862,9 @@ int qllm_forward(struct qllm_state *s, const float *const *weights, const int32_
     const int dim = s->c.dim, vocab = s->c.vocab_size;
     if (!tokens || !logits || n <= 0)
         return qerr_set(err, "%s: forward of %d tokens: need tokens and a logits buffer", src, n);
+    if (logits_from < 0 || logits_from >= n)
+        return qerr_set(err, "%s: logits from token %d of %d: need 0 <= from < %d", src,
+                        logits_from, n, n);
     if (pos < 0 || pos > s->n_ctx - n)
         return qerr_set(err, "%s: positions %d..%d do not fit a context of %d", src, pos,
                         pos + n - 1, s->n_ctx);
@@ -699,12 +889,14 @@ int qllm_forward(struct qllm_state *s, const float *const *weights, const int32_
             memcpy(s->x + (size_t)i * dim, s->emb + (size_t)tokens[b0 + i] * dim,
                    (size_t)dim * sizeof(float));
         qllm_rope_table(s->rope, p0, nb, s->c.head_dim, s->c.rope_theta);
+        /* rows of this slice whose logits are wanted: r0..nb-1 (none when r0 >= nb) */
+        const int r0 = logits_from - b0 < 0 ? 0 : logits_from - b0 > nb ? nb : logits_from - b0;
         for (int l = 0; l < s->c.n_layers; l++)
-            layer_forward(s, l, nb, p0);
-        if (!last_only)
-            logits_rows(s, 0, nb, logits + (size_t)b0 * vocab);
-        else if (b0 + nb == n)
-            logits_rows(s, nb - 1, 1, logits);
+            layer_forward(s, l, nb, p0, r0);
+        int g[2][2];
+        for (int k = 0, ng = row_groups(nb, r0, g); k < ng; k++)
+            logits_rows(s, g[k][0], g[k][1] - g[k][0],
+                        logits + (size_t)(b0 + g[k][0] - logits_from) * vocab);
     }
     if (blas_threads != 1)
         openblas_set_num_threads(blas_threads);

@@ -24,14 +24,20 @@ void qllm_rope_row(float *x, int n_heads, int hd, const float *cs, enum qllm_rop
 /* The KV head that query head h reads (grouped-query attention). */
 int qllm_kv_head(int h, int n_heads, int n_kv_heads);
 
+/* y[i] = e^x[i] for i < n, within 2 ulp, 4 at a time (the exponential of
+ * the attention softmax and of SiLU). x is clamped to [-87, 88]: results
+ * are never infinite or subnormal (below e^-87, 1.6e-38, gives e^-87). */
+void qllm_exp(float *y, const float *x, int64_t n);
+
 /* Causal attention of n query rows at positions pos..pos+n-1 over the
  * cached rows 0..pos+n-1, for query heads h0..h1-1:
  * q, out [n, n_heads*hd]; kc, vc [pos+n, n_kv*hd]; scores: n * (pos+n)
- * floats of scratch. Scores are q.k / sqrt(hd), softmax over 0..pos+i. */
+ * floats of scratch. Scores are q.k / sqrt(hd), softmax over 0..pos+i
+ * (exponentials by qllm_exp). */
 void qllm_attention(const float *q, const float *kc, const float *vc, float *out, int n, int pos,
                     int n_heads, int n_kv, int hd, int h0, int h1, float *scores);
 
-/* gate[i] = silu(gate[i]) * up[i] */
+/* gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g) (by qllm_exp) */
 void qllm_swiglu(float *gate, const float *up, int64_t n);
 
 #endif

@@ -523,7 +523,7 @@ struct run {
     int32_t bos;
     struct qllm_state *state;
     int32_t *chunk;             /* n_ctx tokens, the first replaced by BOS */
-    float *logits;              /* n_ctx * n_vocab */
+    float *logits;              /* (n_ctx - first) * n_vocab: rows first..n_ctx-1 */
     double *nll;                /* n_scored */
     struct kld_tok *kld;        /* n_scored, with a reference */
     uint16_t *rec_in, *rec_out; /* n_scored records each, when used */
@@ -605,7 +605,7 @@ static int alloc_run(struct run *r, int with_ref, int with_out, qerr *err)
 {
     size_t rec = (4 + (size_t)r->n_vocab) * r->n_scored;
     r->chunk = malloc((size_t)r->n_ctx * sizeof *r->chunk);
-    r->logits = malloc((size_t)r->n_ctx * r->n_vocab * sizeof *r->logits);
+    r->logits = malloc((size_t)(r->n_ctx - r->first) * r->n_vocab * sizeof *r->logits);
     r->nll = malloc((size_t)r->n_scored * sizeof *r->nll);
     if (with_ref) {
         r->kld = malloc((size_t)r->n_scored * sizeof *r->kld);
@@ -633,14 +633,15 @@ static int run_chunk(struct run *r, const float *const *weights, const int32_t *
     memcpy(r->chunk, tokens + i * r->n_ctx, (size_t)r->n_ctx * sizeof *r->chunk);
     if (r->bos >= 0)
         r->chunk[0] = r->bos;
-    if (qllm_forward(r->state, weights, r->chunk, r->n_ctx, 0, 0, r->logits, err) != 0)
+    /* logits of the scored rows only (and of the last, which predicts nothing) */
+    if (qllm_forward(r->state, weights, r->chunk, r->n_ctx, 0, r->first, r->logits, err) != 0)
         return -1;
     size_t rec = (4 + (size_t)r->n_vocab) * r->n_scored;
     if (r->rec_in && fread(r->rec_in, sizeof *r->rec_in, rec, r->ref) != rec)
         return qerr_set(err, "%s: cannot read the records of chunk %lld", ref_in,
                         (long long)i + 1);
     struct score_job job = {
-        .logits = r->logits + (size_t)r->first * r->n_vocab,
+        .logits = r->logits,
         .next = r->chunk + r->first + 1,
         .n_vocab = r->n_vocab,
         .n_scored = r->n_scored,

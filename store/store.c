@@ -1,4 +1,4 @@
-/* store.c — opening the qlab database: pragmas, schema migrations and the rule that marks dead runs interrupted. */
+/* store.c — opening the qlab database: pragmas, schema migrations, and marking dead runs and sweeps interrupted. */
 #include "store_internal.h"
 
 #include <assert.h>
@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -126,6 +127,101 @@ static const char *const MIGRATIONS[] = {
         "  created        TEXT NOT NULL DEFAULT " NOW ","
         "  PRIMARY KEY (model_sha256, dataset_sha256)"
         ") STRICT;",
+
+    /* Sensitivity sweeps and the searches made over them. */
+    [2] =
+        /* Owner columns (pid, boot_id, proc_start) as in runs: the same
+         * interrupted rule applies. */
+        "CREATE TABLE sweeps ("
+        "  id          INTEGER PRIMARY KEY,"
+        "  model_id    INTEGER NOT NULL REFERENCES models (id),"
+        "  dataset_id  INTEGER REFERENCES datasets (id),"
+        "  kind        TEXT NOT NULL,"      /* "classify", "lm" */
+        "  mode        TEXT NOT NULL,"      /* "one", "loo" */
+        "  grouping    TEXT NOT NULL,"      /* "tensor", "block", "role", "glob" */
+        "  group_spec  TEXT,"               /* the globs for "glob" */
+        "  metric      TEXT NOT NULL,"
+        "  params_json TEXT,"               /* the rest needed to resume */
+        "  fixed_bits  INTEGER NOT NULL,"   /* tensors outside every group, float */
+        "  total_numel INTEGER NOT NULL,"
+        "  status      TEXT NOT NULL DEFAULT 'running' CHECK (status IN"
+        "              ('running', 'done', 'failed', 'cancelled', 'interrupted')),"
+        "  pid         INTEGER,"
+        "  boot_id     TEXT,"
+        "  proc_start  INTEGER,"
+        "  created_at  TEXT NOT NULL DEFAULT " NOW ","
+        "  finished_at TEXT,"
+        "  error       TEXT"
+        ") STRICT;"
+        "CREATE INDEX sweeps_by_model ON sweeps (model_id, id);"
+        "CREATE INDEX sweeps_by_dataset ON sweeps (dataset_id);"
+        "CREATE INDEX sweeps_by_created ON sweeps (created_at);"
+        "CREATE INDEX sweeps_running ON sweeps (id) WHERE status = 'running';"
+
+        "CREATE TABLE sweep_groups ("
+        "  sweep_id     INTEGER NOT NULL REFERENCES sweeps (id) ON DELETE CASCADE,"
+        "  idx          INTEGER NOT NULL CHECK (idx >= 0),"
+        "  name         TEXT NOT NULL,"
+        "  glob         TEXT NOT NULL,"     /* selects exactly its tensors */
+        "  tensors_json TEXT NOT NULL,"     /* ["blk.0.attn_q.weight", ...] */
+        "  numel        INTEGER NOT NULL,"
+        "  float_bits   INTEGER NOT NULL,"
+        "  PRIMARY KEY (sweep_id, idx)"
+        ") STRICT, WITHOUT ROWID;"
+
+        "CREATE TABLE sweep_schemes ("
+        "  sweep_id INTEGER NOT NULL REFERENCES sweeps (id) ON DELETE CASCADE,"
+        "  idx      INTEGER NOT NULL CHECK (idx >= 0),"
+        "  rhs      TEXT NOT NULL,"         /* "int:bits=4", "q4_K" */
+        "  PRIMARY KEY (sweep_id, idx)"
+        ") STRICT, WITHOUT ROWID;"
+
+        /* One row per finished evaluation, committed on its own. The
+         * composite keys make a point of an unknown group or scheme an
+         * error. change is NULL when failed (and for NaN). */
+        "CREATE TABLE sweep_points ("
+        "  sweep_id     INTEGER NOT NULL REFERENCES sweeps (id) ON DELETE CASCADE,"
+        "  group_idx    INTEGER NOT NULL,"
+        "  scheme_idx   INTEGER NOT NULL,"
+        "  status       TEXT NOT NULL CHECK (status IN ('done', 'failed')),"
+        "  bits         INTEGER,"
+        "  change       REAL CHECK (status = 'done' OR change IS NULL),"
+        "  metrics_json TEXT,"
+        "  error        TEXT,"
+        "  seconds      REAL,"
+        "  committed_at TEXT NOT NULL DEFAULT " NOW ","
+        "  PRIMARY KEY (sweep_id, group_idx, scheme_idx),"
+        "  FOREIGN KEY (sweep_id, group_idx) REFERENCES sweep_groups (sweep_id, idx) ON DELETE CASCADE,"
+        "  FOREIGN KEY (sweep_id, scheme_idx) REFERENCES sweep_schemes (sweep_id, idx) ON DELETE CASCADE"
+        ") STRICT, WITHOUT ROWID;"
+        "CREATE INDEX sweep_points_by_scheme ON sweep_points (sweep_id, scheme_idx);"
+
+        "CREATE TABLE searches ("
+        "  id          INTEGER PRIMARY KEY,"
+        "  sweep_id    INTEGER NOT NULL REFERENCES sweeps (id) ON DELETE CASCADE,"
+        "  status      TEXT NOT NULL CHECK (status IN ('done', 'failed')),"
+        "  budget_text TEXT,"               /* as given: "4.5bpw", "120000B" */
+        "  budget_bits INTEGER,"
+        "  ties_json   TEXT,"
+        "  created_at  TEXT NOT NULL DEFAULT " NOW
+        ") STRICT;"
+        "CREATE INDEX searches_by_sweep ON searches (sweep_id, id);"
+        "CREATE INDEX searches_by_created ON searches (created_at);"
+
+        /* A point of the front; run_id and measured once a run verified it. */
+        "CREATE TABLE search_points ("
+        "  search_id   INTEGER NOT NULL REFERENCES searches (id) ON DELETE CASCADE,"
+        "  idx         INTEGER NOT NULL CHECK (idx >= 0),"
+        "  bits        INTEGER NOT NULL,"
+        "  predicted   REAL,"
+        "  recipe_text TEXT NOT NULL,"
+        "  recipe_json TEXT,"
+        "  is_optimum  INTEGER NOT NULL CHECK (is_optimum IN (0, 1)),"
+        "  run_id      INTEGER REFERENCES runs (id) ON DELETE SET NULL,"
+        "  measured    REAL,"
+        "  PRIMARY KEY (search_id, idx)"
+        ") STRICT, WITHOUT ROWID;"
+        "CREATE INDEX search_points_by_run ON search_points (run_id) WHERE run_id IS NOT NULL;",
 };
 
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == QSTORE_SCHEMA_VERSION + 1,
@@ -157,6 +253,34 @@ void qstore_rollback(sqlite3 *db)
 {
     if (!sqlite3_get_autocommit(db))
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+const char *const *qstore_migrations(void)
+{
+    return MIGRATIONS;
+}
+
+double qstore_col_real(sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return NAN;
+    return sqlite3_column_double(st, col);
+}
+
+int qstore_grow(void **arr, int *cap, int n, size_t sz)
+{
+    if (n < *cap)
+        return 0;
+    if (*cap > (1 << 28))
+        return -1;
+    int ncap = *cap ? 2 * *cap : 8;
+    void *p = realloc(*arr, (size_t)ncap * sz);
+    if (!p)
+        return -1;
+    memset((char *)p + (size_t)*cap * sz, 0, (size_t)(ncap - *cap) * sz);
+    *arr = p;
+    *cap = ncap;
+    return 0;
 }
 
 char *qstore_col_text(sqlite3_stmt *st, int col, int *oom)
@@ -320,62 +444,91 @@ void qstore_read_boot_id(char *buf, size_t n)
         buf[--len] = 0;
 }
 
-/* ---- the interrupted rule ------------------------------------------------ */
-/* Whether the process that began a run still exists. A zombie has ended;
- * a process with another start time is a later one that reuses the pid.
- * When the process exists but /proc cannot tell more, it is believed. */
-static int run_process_alive(const struct qstore *s, int64_t pid, const char *boot_id,
-                             int has_start, int64_t proc_start)
+/* ---- owners and the interrupted rule -------------------------------------- */
+void qstore_owner_self(const struct qstore *s, struct qstore_owner *o)
 {
-    if (strcmp(boot_id ? boot_id : "", s->boot_id) != 0)
+    char state;
+    o->pid = (int64_t)getpid();
+    o->boot_id = s->boot_id;
+    o->has_start = qstore_proc_stat(0, &state, &o->start) == 0;
+    if (!o->has_start)
+        o->start = 0;
+}
+
+void qstore_owner_read(sqlite3_stmt *st, int col, struct qstore_owner *o)
+{
+    o->pid = sqlite3_column_int64(st, col);
+    o->boot_id = (const char *)sqlite3_column_text(st, col + 1);
+    o->has_start = sqlite3_column_type(st, col + 2) != SQLITE_NULL;
+    o->start = sqlite3_column_int64(st, col + 2);
+}
+
+int qstore_owner_alive(const struct qstore *s, const struct qstore_owner *o)
+{
+    if (strcmp(o->boot_id ? o->boot_id : "", s->boot_id) != 0)
         return 0;
-    if (pid <= 0 || pid > INT_MAX)
+    if (o->pid <= 0 || o->pid > INT_MAX)
         return 0;
     char state;
     int64_t start;
-    if (qstore_proc_stat((pid_t)pid, &state, &start) != 0)
-        return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+    if (qstore_proc_stat((pid_t)o->pid, &state, &start) != 0)
+        return kill((pid_t)o->pid, 0) == 0 || errno == EPERM;
     if (state == 'Z' || state == 'X')
         return 0;
-    return !has_start || start == proc_start;
+    return !o->has_start || start == o->start;
 }
 
-struct dead_run {
+int qstore_owner_is_self(const struct qstore *s, const struct qstore_owner *o)
+{
+    struct qstore_owner me;
+    qstore_owner_self(s, &me);
+    return o->pid == me.pid && strcmp(o->boot_id ? o->boot_id : "", me.boot_id) == 0 &&
+           o->has_start == me.has_start && o->start == me.start;
+}
+
+/* The tables whose rows a process owns while `running`. The update asks
+ * for status = 'running' again: the row may have finished since the scan. */
+#define OWNED_TABLE(table, what)                                                                    \
+    {what, "SELECT id, pid, boot_id, proc_start FROM " table " WHERE status = 'running'",           \
+     "UPDATE " table " SET status = 'interrupted', error = ?2 WHERE id = ?1 AND status = 'running'"}
+
+static const struct owned_table {
+    const char *what;                 /* "run", for messages */
+    const char *find_running;         /* id, pid, boot_id, proc_start */
+    const char *mark;                 /* ?1 id, ?2 error */
+} OWNED_TABLES[] = {
+    OWNED_TABLE("runs", "run"),
+    OWNED_TABLE("sweeps", "sweep"),
+};
+
+struct dead_row {
     int64_t id, pid;
 };
 
-/* The runs whose process has ended, into a malloc'd array. */
-static int find_dead_runs(struct qstore *s, struct dead_run **out, int *n_out, qerr *err)
+/* The running rows whose process has ended, into a malloc'd array. */
+static int find_dead(struct qstore *s, const struct owned_table *t, struct dead_row **out, int *n_out, qerr *err)
 {
     sqlite3_stmt *st = NULL;
-    struct dead_run *dead = NULL;
+    struct dead_row *dead = NULL;
     int n = 0, cap = 0, rc;
     *out = NULL;
     *n_out = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT id, pid, boot_id, proc_start FROM runs WHERE status = 'running'",
-                           -1, &st, NULL) != SQLITE_OK)
-        return qstore_dberr(s->db, s->path, err, "looking for interrupted runs");
+    if (sqlite3_prepare_v2(s->db, t->find_running, -1, &st, NULL) != SQLITE_OK)
+        return qstore_dberr(s->db, s->path, err, "looking for interrupted %ss", t->what);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t pid = sqlite3_column_int64(st, 1);
-        const char *boot = (const char *)sqlite3_column_text(st, 2);
-        int has_start = sqlite3_column_type(st, 3) != SQLITE_NULL;
-        if (run_process_alive(s, pid, boot, has_start, sqlite3_column_int64(st, 3)))
+        struct qstore_owner o;
+        qstore_owner_read(st, 1, &o);
+        if (qstore_owner_alive(s, &o))
             continue;
-        if (n == cap) {
-            int ncap = cap ? 2 * cap : 8;
-            struct dead_run *grown = realloc(dead, (size_t)ncap * sizeof *grown);
-            if (!grown) {
-                free(dead);
-                sqlite3_finalize(st);
-                return qerr_set(err, "%s: out of memory looking for interrupted runs", s->path);
-            }
-            dead = grown;
-            cap = ncap;
+        if (qstore_grow((void **)&dead, &cap, n, sizeof *dead)) {
+            free(dead);
+            sqlite3_finalize(st);
+            return qerr_set(err, "%s: out of memory looking for interrupted %ss", s->path, t->what);
         }
-        dead[n++] = (struct dead_run){sqlite3_column_int64(st, 0), pid};
+        dead[n++] = (struct dead_row){sqlite3_column_int64(st, 0), o.pid};
     }
     if (rc != SQLITE_DONE) {
-        qstore_dberr(s->db, s->path, err, "looking for interrupted runs");
+        qstore_dberr(s->db, s->path, err, "looking for interrupted %ss", t->what);
         free(dead);
         sqlite3_finalize(st);
         return -1;
@@ -386,11 +539,11 @@ static int find_dead_runs(struct qstore *s, struct dead_run **out, int *n_out, q
     return 0;
 }
 
-int qstore_mark_interrupted(struct qstore *s, qerr *err)
+static int mark_table(struct qstore *s, const struct owned_table *t, qerr *err)
 {
-    struct dead_run *dead;
+    struct dead_row *dead;
     int n;
-    if (find_dead_runs(s, &dead, &n, err))
+    if (find_dead(s, t, &dead, &n, err))
         return -1;
     if (n == 0)
         return 0;
@@ -399,15 +552,11 @@ int qstore_mark_interrupted(struct qstore *s, qerr *err)
         free(dead);
         return -1;
     }
-    /* status = 'running' again: the run may have finished since the scan. */
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE runs SET status = 'interrupted', error = ?2"
-                           " WHERE id = ?1 AND status = 'running'",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, t->mark, -1, &st, NULL) != SQLITE_OK)
         goto fail;
     for (int i = 0; i < n; i++) {
         char msg[96];
-        snprintf(msg, sizeof msg, "process %lld ended without finishing the run", (long long)dead[i].pid);
+        snprintf(msg, sizeof msg, "process %lld ended without finishing the %s", (long long)dead[i].pid, t->what);
         sqlite3_reset(st);
         if (sqlite3_bind_int64(st, 1, dead[i].id) != SQLITE_OK ||
             sqlite3_bind_text(st, 2, msg, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
@@ -422,11 +571,19 @@ int qstore_mark_interrupted(struct qstore *s, qerr *err)
     }
     return 0;
 fail:
-    qstore_dberr(s->db, s->path, err, "marking interrupted runs");
+    qstore_dberr(s->db, s->path, err, "marking interrupted %ss", t->what);
     sqlite3_finalize(st);
     free(dead);
     qstore_rollback(s->db);
     return -1;
+}
+
+int qstore_mark_interrupted(struct qstore *s, qerr *err)
+{
+    for (size_t i = 0; i < sizeof OWNED_TABLES / sizeof OWNED_TABLES[0]; i++)
+        if (mark_table(s, &OWNED_TABLES[i], err))
+            return -1;
+    return 0;
 }
 
 /* ---- open and close ------------------------------------------------------ */

@@ -9,7 +9,7 @@
 /* Schema version this build writes (PRAGMA user_version). Opening an older
  * database migrates it forward, one transaction per step; a newer one is
  * refused. */
-#define QSTORE_SCHEMA_VERSION 1
+#define QSTORE_SCHEMA_VERSION 2
 
 struct qstore;
 
@@ -134,5 +134,112 @@ int qstore_reference_get(struct qstore *s, const char *model_sha256, const char 
                          int64_t n, int k, float **logits, char **metrics_json, qerr *err);
 int qstore_reference_put(struct qstore *s, const char *model_sha256, const char *dataset_sha256,
                          int64_t n, int k, const float *logits, const char *metrics_json, qerr *err);
+
+/* ---- sweeps (schema 2) ------------------------------------------------------
+ * A sweep is created `running` with its definition, groups and schemes in
+ * one transaction; each point is committed in its own transaction as it
+ * completes, so a killed sweep keeps every finished point. A sweep left
+ * running by a dead process shows as `interrupted` (the same rule as runs)
+ * and can be resumed: qstore_sweep_claim takes it over for this process. */
+
+struct qstore_sweep_group {
+    char *name, *glob;
+    char *tensors_json;       /* ["blk.0.attn_q.weight", ...] */
+    int64_t numel;
+    int64_t float_bits;       /* the group's storage in float32 */
+};
+
+struct qstore_sweep {
+    int64_t id;
+    char *status;             /* running, done, failed, cancelled, interrupted */
+    int64_t model_id;
+    char *model_path, *model_name, *model_sha256;
+    int64_t dataset_id;
+    char *dataset_path, *dataset_sha256;
+    char *kind;               /* "classify" or "lm" */
+    char *mode;               /* "one" or "loo" */
+    char *grouping;           /* "tensor", "block", "role", "glob" */
+    char *group_spec;         /* the globs for "glob", else NULL */
+    char *metric;
+    char *params_json;        /* everything else needed to resume: n_ctx, chunks, limit, ... */
+    int64_t fixed_bits;       /* tensors outside every group, in float */
+    int64_t total_numel;      /* of every tensor of the model */
+    char *created_at, *finished_at;
+    char *error;
+    int n_groups, n_schemes;
+    struct qstore_sweep_group *groups;
+    char **schemes;           /* right-hand sides */
+    int64_t n_done, n_failed; /* points stored */
+};
+
+struct qstore_sweep_point {
+    int64_t group, scheme;
+    char *status;             /* "done" or "failed" */
+    int64_t bits;
+    double change;            /* the sweep's metric change (NAN when failed) */
+    char *metrics_json;
+    char *error;
+    double seconds;
+};
+
+/* Creates the sweep (status running, this process as owner). Borrowed strings. */
+int qstore_sweep_begin(struct qstore *s, const struct qstore_sweep *sw, int64_t *id, qerr *err);
+/* Takes over an interrupted (or cancelled/failed) sweep for this process:
+ * status back to running. Refuses a sweep that is done, or running in a
+ * live process ("sweep 3 is running in process 1234"). */
+int qstore_sweep_claim(struct qstore *s, int64_t id, qerr *err);
+/* One point, in its own transaction; a point already stored is an error. */
+int qstore_sweep_point_put(struct qstore *s, int64_t sweep_id, const struct qstore_sweep_point *p,
+                           qerr *err);
+/* status done, failed (with error) or cancelled. */
+int qstore_sweep_finish(struct qstore *s, int64_t id, const char *status, const char *error,
+                        qerr *err);
+/* With groups and schemes; points are read separately. "no sweep N in FILE". */
+int qstore_sweep_get(struct qstore *s, int64_t id, struct qstore_sweep **out, qerr *err);
+/* Every stored point of a sweep, by group then scheme. */
+int qstore_sweep_points(struct qstore *s, int64_t id, struct qstore_sweep_point **out, int *n,
+                        qerr *err);
+/* Newest first, without groups and schemes (n_groups and n_schemes are
+ * counted, groups and schemes NULL); model filter as for runs. */
+int qstore_sweeps_list(struct qstore *s, const struct qstore_run_filter *f,
+                       struct qstore_sweep **out, int *n, qerr *err);
+void qstore_sweep_free(struct qstore_sweep *sw);
+void qstore_sweeps_free(struct qstore_sweep *sw, int n);
+void qstore_sweep_points_free(struct qstore_sweep_point *p, int n);
+
+/* ---- searches (schema 2) ---------------------------------------------------- */
+struct qstore_search_point {
+    int64_t idx;              /* position on the front */
+    int64_t bits;
+    double predicted;         /* summed predicted change */
+    char *recipe_text;        /* the --quant text of this point */
+    char *recipe_json;
+    int is_optimum;
+    int64_t run_id;           /* the verifying run, or 0 */
+    double measured;          /* the metric change that run measured (NAN until verified) */
+};
+
+struct qstore_search {
+    int64_t id, sweep_id;
+    char *status;             /* done, failed */
+    char *budget_text;        /* as given: "4.5bpw", "120000B", "0.25x" */
+    int64_t budget_bits;
+    char *ties_json;          /* the tie globs */
+    char *created_at;
+    int n_points;
+    struct qstore_search_point *points;
+};
+
+/* Stores a search and its front in one transaction. */
+int qstore_search_put(struct qstore *s, const struct qstore_search *se, int64_t *id, qerr *err);
+/* Links a verifying run to a point and records what it measured. */
+int qstore_search_verify(struct qstore *s, int64_t search_id, int64_t idx, int64_t run_id,
+                         double measured, qerr *err);
+int qstore_search_get(struct qstore *s, int64_t id, struct qstore_search **out, qerr *err);
+/* Newest first, without points; by sweep (0: any) and model filter. */
+int qstore_searches_list(struct qstore *s, int64_t sweep_id, const struct qstore_run_filter *f,
+                         struct qstore_search **out, int *n, qerr *err);
+void qstore_search_free(struct qstore_search *se);
+void qstore_searches_free(struct qstore_search *se, int n);
 
 #endif

@@ -5,35 +5,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-/* ---- binding ------------------------------------------------------------- */
-/* Each binder does nothing once *rc holds an error, so a row binds in a
- * straight line and is checked once. A NULL string binds SQL NULL. */
-static void bind_text(sqlite3_stmt *st, int i, const char *v, int *rc)
-{
-    if (*rc == SQLITE_OK)
-        *rc = sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-}
-
-static void bind_int(sqlite3_stmt *st, int i, int64_t v, int *rc)
-{
-    if (*rc == SQLITE_OK)
-        *rc = sqlite3_bind_int64(st, i, v);
-}
-
-/* NaN is stored as NULL by SQLite itself; infinities stay REAL. */
-static void bind_real(sqlite3_stmt *st, int i, double v, int *rc)
-{
-    if (*rc == SQLITE_OK)
-        *rc = sqlite3_bind_double(st, i, v);
-}
-
-static void bind_null(sqlite3_stmt *st, int i, int *rc)
-{
-    if (*rc == SQLITE_OK)
-        *rc = sqlite3_bind_null(st, i);
-}
 
 /* ---- begin ------------------------------------------------------------------ */
 static int insert_run(struct qstore *s, const struct qstore_run_start *r, int64_t *run_id, qerr *err)
@@ -44,26 +15,17 @@ static int insert_run(struct qstore *s, const struct qstore_run_start *r, int64_
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9,"
         " strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?10)";
     sqlite3_stmt *st = NULL;
-    char state;
-    int64_t start;
-    int have_start = qstore_proc_stat(0, &state, &start) == 0;
+    struct qstore_owner me;
+    qstore_owner_self(s, &me);
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    bind_int(st, 1, r->model_id, &rc);
-    if (r->dataset_id > 0)
-        bind_int(st, 2, r->dataset_id, &rc);
-    else
-        bind_null(st, 2, &rc);
-    bind_text(st, 3, r->kind, &rc);
-    bind_text(st, 4, r->recipe_text, &rc);
-    bind_text(st, 5, r->recipe_json, &rc);
-    bind_text(st, 6, r->recipe_hash, &rc);
-    bind_int(st, 7, (int64_t)getpid(), &rc);
-    bind_text(st, 8, s->boot_id, &rc);
-    if (have_start)
-        bind_int(st, 9, start, &rc);
-    else
-        bind_null(st, 9, &rc);
-    bind_int(st, 10, r->n_samples, &rc);
+    qstore_bind_int(st, 1, r->model_id, &rc);
+    qstore_bind_id(st, 2, r->dataset_id, &rc);
+    qstore_bind_text(st, 3, r->kind, &rc);
+    qstore_bind_text(st, 4, r->recipe_text, &rc);
+    qstore_bind_text(st, 5, r->recipe_json, &rc);
+    qstore_bind_text(st, 6, r->recipe_hash, &rc);
+    qstore_bind_owner(st, 7, &me, &rc);
+    qstore_bind_int(st, 10, r->n_samples, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
     if (rc != SQLITE_OK) {
@@ -86,8 +48,8 @@ static int insert_run_plugins(struct qstore *s, int64_t run_id, const int64_t *i
                                 -1, &st, NULL);
     for (int i = 0; i < n && rc == SQLITE_OK; i++) {
         sqlite3_reset(st);
-        bind_int(st, 1, run_id, &rc);
-        bind_int(st, 2, ids[i], &rc);
+        qstore_bind_int(st, 1, run_id, &rc);
+        qstore_bind_int(st, 2, ids[i], &rc);
         if (rc == SQLITE_OK && sqlite3_step(st) != SQLITE_DONE)
             rc = SQLITE_ERROR;
     }
@@ -157,14 +119,14 @@ static int update_run_end(struct qstore *s, int64_t run_id, const struct qstore_
         " WHERE id = ?1 AND status = 'running'";
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    bind_int(st, 1, run_id, &rc);
-    bind_text(st, 2, e->status, &rc);
-    bind_text(st, 3, e->error, &rc);
-    bind_real(st, 4, e->elapsed_s, &rc);
-    bind_int(st, 5, e->size_bytes, &rc);
-    bind_int(st, 6, e->float_bytes, &rc);
-    bind_real(st, 7, e->bits_per_weight, &rc);
-    bind_text(st, 8, e->metrics_json, &rc);
+    qstore_bind_int(st, 1, run_id, &rc);
+    qstore_bind_text(st, 2, e->status, &rc);
+    qstore_bind_text(st, 3, e->error, &rc);
+    qstore_bind_real(st, 4, e->elapsed_s, &rc);
+    qstore_bind_int(st, 5, e->size_bytes, &rc);
+    qstore_bind_int(st, 6, e->float_bytes, &rc);
+    qstore_bind_real(st, 7, e->bits_per_weight, &rc);
+    qstore_bind_text(st, 8, e->metrics_json, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
     if (rc != SQLITE_OK) {
@@ -178,25 +140,25 @@ static int update_run_end(struct qstore *s, int64_t run_id, const struct qstore_
 
 static void bind_tensor(sqlite3_stmt *st, int64_t run_id, int idx, const struct qstore_tensor *t, int *rc)
 {
-    bind_int(st, 1, run_id, rc);
-    bind_int(st, 2, idx, rc);
-    bind_text(st, 3, t->name, rc);
-    bind_text(st, 4, t->op, rc);
-    bind_text(st, 5, t->role, rc);
-    bind_text(st, 6, t->shape, rc);
-    bind_int(st, 7, t->numel, rc);
-    bind_text(st, 8, t->scheme, rc);
-    bind_text(st, 9, t->plugin, rc);
-    bind_text(st, 10, t->params_json, rc);
-    bind_int(st, 11, t->bytes, rc);
-    bind_real(st, 12, t->bits_per_weight, rc);
-    bind_int(st, 13, t->has_error ? 1 : 0, rc);
+    qstore_bind_int(st, 1, run_id, rc);
+    qstore_bind_int(st, 2, idx, rc);
+    qstore_bind_text(st, 3, t->name, rc);
+    qstore_bind_text(st, 4, t->op, rc);
+    qstore_bind_text(st, 5, t->role, rc);
+    qstore_bind_text(st, 6, t->shape, rc);
+    qstore_bind_int(st, 7, t->numel, rc);
+    qstore_bind_text(st, 8, t->scheme, rc);
+    qstore_bind_text(st, 9, t->plugin, rc);
+    qstore_bind_text(st, 10, t->params_json, rc);
+    qstore_bind_int(st, 11, t->bytes, rc);
+    qstore_bind_real(st, 12, t->bits_per_weight, rc);
+    qstore_bind_int(st, 13, t->has_error ? 1 : 0, rc);
     const double m[4] = {t->mse, t->sqnr_db, t->max_abs, t->cosine};
     for (int j = 0; j < 4; j++) {
         if (t->has_error)
-            bind_real(st, 14 + j, m[j], rc);
+            qstore_bind_real(st, 14 + j, m[j], rc);
         else
-            bind_null(st, 14 + j, rc);
+            qstore_bind_null(st, 14 + j, rc);
     }
 }
 
@@ -284,23 +246,6 @@ static void read_run_row(sqlite3_stmt *st, struct qstore_run *r, int *oom)
     r->error = qstore_col_text(st, 23, oom);
 }
 
-/* Grows *arr (of *cap items of size sz) so index n fits. */
-static int grow(void **arr, int *cap, int n, size_t sz)
-{
-    if (n < *cap)
-        return 0;
-    if (*cap > (1 << 28))
-        return -1;
-    int ncap = *cap ? 2 * *cap : 8;
-    void *p = realloc(*arr, (size_t)ncap * sz);
-    if (!p)
-        return -1;
-    memset((char *)p + (size_t)*cap * sz, 0, (size_t)(ncap - *cap) * sz);
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 /* Error columns hold NULL for "no error measured" and for NaN. */
 static double metric_col(sqlite3_stmt *st, int col, int has_error)
 {
@@ -316,9 +261,9 @@ static int load_tensors(struct qstore *s, struct qstore_run *r, qerr *err)
         " has_error, mse, sqnr_db, max_abs, cosine FROM run_tensors WHERE run_id = ?1 ORDER BY idx";
     sqlite3_stmt *st = NULL;
     int cap = 0, oom = 0, rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    bind_int(st, 1, r->id, &rc);
+    qstore_bind_int(st, 1, r->id, &rc);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&r->tensors, &cap, r->n_tensors, sizeof *r->tensors)) {
+        if (qstore_grow((void **)&r->tensors, &cap, r->n_tensors, sizeof *r->tensors)) {
             oom = 1;
             break;
         }
@@ -356,9 +301,9 @@ static int load_plugins(struct qstore *s, sqlite3_stmt *st, struct qstore_run *r
 {
     int cap = 0, oom = 0, rc = SQLITE_OK;
     sqlite3_reset(st);
-    bind_int(st, 1, r->id, &rc);
+    qstore_bind_int(st, 1, r->id, &rc);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&r->plugins, &cap, r->n_plugins, sizeof *r->plugins)) {
+        if (qstore_grow((void **)&r->plugins, &cap, r->n_plugins, sizeof *r->plugins)) {
             oom = 1;
             break;
         }
@@ -449,9 +394,9 @@ static int list_rows(struct qstore *s, const struct qstore_run_filter *f, struct
     struct qstore_run *runs = NULL;
     int n = 0, cap = 0, oom = 0, ret = 0;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    bind_text(st, 1, f ? f->model_path : NULL, &rc);
-    bind_text(st, 2, f ? f->model_sha256 : NULL, &rc);
-    bind_int(st, 3, f && f->limit > 0 ? f->limit : -1, &rc);
+    qstore_bind_text(st, 1, f ? f->model_path : NULL, &rc);
+    qstore_bind_text(st, 2, f ? f->model_sha256 : NULL, &rc);
+    qstore_bind_int(st, 3, f && f->limit > 0 ? f->limit : -1, &rc);
     if (rc != SQLITE_OK || prepare_plugins(s, &pst, err)) {
         if (rc != SQLITE_OK)
             qstore_dberr(s->db, s->path, err, "listing runs");
@@ -459,7 +404,7 @@ static int list_rows(struct qstore *s, const struct qstore_run_filter *f, struct
         goto done;
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&runs, &cap, n, sizeof *runs)) {
+        if (qstore_grow((void **)&runs, &cap, n, sizeof *runs)) {
             oom = 1;
             break;
         }
@@ -513,7 +458,7 @@ static int get_rows(struct qstore *s, int64_t id, struct qstore_run *r, qerr *er
     sqlite3_stmt *st = NULL, *pst = NULL;
     int oom = 0, ret = 0;
     int rc = sqlite3_prepare_v2(s->db, RUN_SELECT "WHERE r.id = ?1", -1, &st, NULL);
-    bind_int(st, 1, id, &rc);
+    qstore_bind_int(st, 1, id, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_DONE)

@@ -544,6 +544,169 @@ START_TEST(lm_eval_reports_perplexity_and_divergence)
 }
 END_TEST
 
+/* ---- sweeps and searches ----------------------------------------------------------- */
+
+/* The sweep table as "group|scheme|status|bits|change" lines, for comparing. */
+static char *sweep_table(const char *db, int64_t id)
+{
+    char args[256];
+    snprintf(args, sizeof args, "sweeps show %lld --json", (long long)id);
+    cJSON *sw = qlab_json(db, args);
+    size_t cap = 1 << 16, len = 0;
+    char *t = malloc(cap);
+    t[0] = 0;
+    const cJSON *g, *p;
+    cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(sw, "groups"))
+    {
+        cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(g, "points"))
+        {
+            const cJSON *ch = cJSON_GetObjectItemCaseSensitive(p, "change");
+            const cJSON *b = cJSON_GetObjectItemCaseSensitive(p, "bits");
+            len += (size_t)snprintf(t + len, cap - len, "%s|%s|%s|%.0f|%.17g\n", str(g, "name"),
+                                    str(p, "scheme"), str(p, "status"),
+                                    cJSON_IsNumber(b) ? b->valuedouble : -1,
+                                    cJSON_IsNumber(ch) ? ch->valuedouble : -1);
+        }
+    }
+    cJSON_Delete(sw);
+    return t;
+}
+
+START_TEST(sweep_search_and_verify)
+{
+    const char *db = tu_path("sweep.db");
+    cJSON *r = qlab_json(db, "sweep " CNN " --schemes 'int:bits=2;int:bits=4;int:bits=8' --json");
+    ck_assert_str_eq(str(r, "status"), "done");
+    ck_assert_double_eq(num(r, "points_done"), 12);
+    int64_t id = (int64_t)num(r, "id");
+    /* 8-bit hurts every layer less than 2-bit */
+    const cJSON *g;
+    cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(r, "groups"))
+    {
+        const cJSON *pts = cJSON_GetObjectItemCaseSensitive(g, "points");
+        double c2 = num(cJSON_GetArrayItem(pts, 0), "change");
+        double c8 = num(cJSON_GetArrayItem(pts, 2), "change");
+        ck_assert_msg(c8 < c2, "%s: 8-bit %g, 2-bit %g", str(g, "name"), c8, c2);
+    }
+    cJSON_Delete(r);
+    char args[512], *out, *err;
+    snprintf(args, sizeof args, "sweeps show %lld --csv", (long long)id);
+    ck_assert_int_eq(qlab(db, args, &out, &err), 0);
+    ck_assert_int_eq(count_lines(out), 13);
+    ck_assert_ptr_nonnull(strstr(out, "\"conv2.weight\",\"int:bits=4\",done,"));
+    free(out), free(err);
+    /* the search: exact optimum within 5 bits per weight, three points verified */
+    snprintf(args, sizeof args, "search %lld --budget 5bpw --verify 3 --json", (long long)id);
+    cJSON *se = qlab_json(db, args);
+    const cJSON *front = cJSON_GetObjectItemCaseSensitive(se, "front");
+    int n = cJSON_GetArraySize(front), verified = 0;
+    ck_assert_int_ge(n, 3);
+    double budget = num(se, "budget_bits"), prev_bits = -1, prev_change = 1e300;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, front)
+    {
+        /* a Pareto front: more bits, less predicted change */
+        ck_assert(num(p, "bits") > prev_bits);
+        ck_assert(num(p, "predicted") < prev_change);
+        prev_bits = num(p, "bits");
+        prev_change = num(p, "predicted");
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "optimum")))
+            ck_assert(num(p, "bits") <= budget);
+        if (cJSON_GetObjectItemCaseSensitive(p, "run_id"))
+            verified++;
+    }
+    ck_assert_int_eq(verified, 3);
+    int64_t search = (int64_t)num(se, "id");
+    cJSON_Delete(se);
+    /* the optimum's recipe is a recipe qlab eval takes */
+    snprintf(args, sizeof args, "searches show %lld --recipe", (long long)search);
+    ck_assert_int_eq(qlab(db, args, &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "conv1.weight=int"));
+    out[strcspn(out, "\n")] = 0;
+    char args2[2048], *o2, *e2;
+    snprintf(args2, sizeof args2, "eval " CNN " --quant '%s'", out);
+    ck_assert_int_eq(qlab(db, args2, &o2, &e2), 0);
+    free(o2), free(e2), free(out), free(err);
+    /* a budget below the smallest size says so */
+    snprintf(args, sizeof args, "search %lld --budget 1bpw", (long long)id);
+    ck_assert_int_eq(qlab(db, args, &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "below the smallest possible size"));
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "sweep " CNN " --schemes 'int:bits=9'", &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "bits=9 is out of range"));
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "sweeps list", &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "digits-cnn"));
+    free(out), free(err);
+}
+END_TEST
+
+START_TEST(sweep_killed_resumes_to_the_same_table)
+{
+    /* the uninterrupted table */
+    const char *db1 = tu_path("sweep-a.db");
+    char schemes[] = "int:bits=3;slow_test/slow:ms=150;int:bits=6";
+    char args[1024];
+    snprintf(args, sizeof args, "sweep " CNN " --plugin '%s' --schemes '%s' --threads 1 --json",
+             tu_test_plugin("slow_sleep.so"), schemes);
+    cJSON *a = qlab_json(db1, args);
+    int64_t ida = (int64_t)num(a, "id");
+    cJSON_Delete(a);
+    char *want = sweep_table(db1, ida);
+    /* the same sweep, killed after its first points, then resumed */
+    char db2[1024];
+    snprintf(db2, sizeof db2, "%s", tu_path("sweep-b.db"));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execl(tu_qlab_bin(), "qlab", "sweep", CNN, "--db", db2, "--plugin",
+              tu_test_plugin("slow_sleep.so"), "--schemes", schemes, "--threads", "1",
+              (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 600; i++) { /* until some points are stored */
+        sqlite3 *h;
+        int got = 0;
+        if (access(db2, F_OK) == 0 && sqlite3_open_v2(db2, &h, SQLITE_OPEN_READONLY, 0) == 0) {
+            sqlite3_stmt *st;
+            if (sqlite3_prepare_v2(h, "SELECT count(*) FROM sweep_points", -1, &st, 0) == 0 &&
+                sqlite3_step(st) == SQLITE_ROW)
+                got = sqlite3_column_int(st, 0);
+            sqlite3_finalize(st);
+            sqlite3_close(h);
+        }
+        if (got >= 3)
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+    }
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    cJSON *l = qlab_json(db2, "sweeps list --json");
+    const cJSON *sw = cJSON_GetArrayItem(l, 0);
+    ck_assert_str_eq(str(sw, "status"), "interrupted");
+    int64_t idb = (int64_t)num(sw, "id");
+    ck_assert(num(sw, "points_done") < 12);
+    cJSON_Delete(l);
+    snprintf(args, sizeof args, "sweep --resume %lld --plugin '%s' --json", (long long)idb,
+             tu_test_plugin("slow_sleep.so"));
+    cJSON *b = qlab_json(db2, args);
+    ck_assert_str_eq(str(b, "status"), "done");
+    cJSON_Delete(b);
+    char *got = sweep_table(db2, idb);
+    ck_assert_str_eq(got, want);
+    free(got);
+    free(want);
+    char *out, *err;
+    snprintf(args, sizeof args, "sweep --resume %lld", (long long)idb);
+    ck_assert_int_eq(qlab(db2, args, &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "is done"));
+    free(out), free(err);
+}
+END_TEST
+
 /* ---- kill -9 and Ctrl-C -------------------------------------------------------------- */
 
 /* Starts qlab eval with the slow plugin in the background; returns its pid. */
@@ -640,6 +803,7 @@ int main(void)
     tcase_add_test(core, plugins_check_passes_good_and_fails_broken);
     tcase_add_test(core, quant_writes_deq_and_packed_bytes);
     tcase_add_test(core, eval_with_pruning_and_other_plugins);
+    tcase_add_test(core, sweep_search_and_verify);
     suite_add_tcase(s, core);
     TCase *errors = tcase_create("Errors");
     tcase_set_timeout(errors, 120);
@@ -651,6 +815,7 @@ int main(void)
     tcase_set_timeout(crash, 120);
     tcase_add_test(crash, kill_9_leaves_a_consistent_store_and_an_interrupted_run);
     tcase_add_test(crash, sigint_cancels_and_records_cancelled);
+    tcase_add_test(crash, sweep_killed_resumes_to_the_same_table);
     suite_add_tcase(s, crash);
     TCase *lm = tcase_create("LanguageModel");
     tcase_set_timeout(lm, 300);

@@ -416,6 +416,57 @@ START_TEST(swiglu_hand)
 }
 END_TEST
 
+START_TEST(exp_within_two_ulp)
+{
+    /* a sweep of [-87, 88] against exp in double: within 2 ulp (2.4e-7) */
+    enum { N = 1 << 16 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    double worst = 0;
+    for (int i = 0; i < N; i++)
+        x[i] = -87.0f + 175.0f * (float)i / (float)(N - 1);
+    qllm_exp(y, x, N);
+    for (int i = 0; i < N; i++) {
+        double want = exp((double)x[i]), rel = fabs(y[i] - want) / want;
+        worst = rel > worst ? rel : worst;
+    }
+    ck_assert_msg(worst <= 2.4e-7, "worst relative error %g", worst);
+    /* exact where it must be; clamped outside [-87, 88], never inf or 0;
+     * 7 values: the vector path and the tail agree */
+    const float e[7] = {0.0f, 1.0f, -1.0f, -1000.0f, -INFINITY, 1000.0f, 0.0f};
+    float o[7];
+    qllm_exp(o, e, 7);
+    ck_assert_float_eq(o[0], 1.0f);
+    ck_assert_float_eq(o[6], 1.0f);
+    ck_assert_msg(fabs(o[1] - 2.718281828) <= 3e-7 && fabs(o[2] - 0.3678794412) <= 5e-8,
+                  "e^1 %.9g, e^-1 %.9g", (double)o[1], (double)o[2]);
+    qllm_exp(y, x, 1);
+    ck_assert_float_eq(o[3], y[0]);             /* e^-1000 gives e^-87 */
+    ck_assert_float_eq(o[4], y[0]);
+    ck_assert(o[3] > 0 && isfinite(o[5]) && o[5] > 1e38f);
+    free(x);
+    free(y);
+}
+END_TEST
+
+START_TEST(swiglu_vector_and_tail)
+{
+    /* 7 values: 4 through the vector path, 3 through the tail; against
+     * g / (1 + e^-g) * u in double, within 3e-7 relative, and far out in
+     * both directions (silu(-100) ~ -3.7e-42 flushes to ~0) */
+    float g[7] = {0.5f, -0.25f, 2.0f, -3.0f, 7.5f, -100.0f, 100.0f};
+    const float u[7] = {1, 2, -1, 0.5f, 3, 1, -2};
+    double want[7];
+    for (int i = 0; i < 7; i++)
+        want[i] = g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+    qllm_swiglu(g, u, 7);
+    for (int i = 0; i < 5; i++)
+        ck_assert_msg(fabs(g[i] - want[i]) <= 3e-7 * fabs(want[i]), "swiglu[%d]: %.9g, want %.9g",
+                      i, (double)g[i], want[i]);
+    ck_assert_msg(fabs(g[5]) < 1e-35, "silu(-100): %g", (double)g[5]);
+    ck_assert_float_eq(g[6], -200.0f);
+}
+END_TEST
+
 /* ---- Forward: batched = one at a time -------------------------------------- */
 
 static const int32_t TOKENS5[5] = {1, 7, 3, 15, 7};
@@ -492,6 +543,62 @@ START_TEST(split_between_threads)
 }
 END_TEST
 
+START_TEST(scored_half_same_to_the_bit)
+{
+    /* perplexity asks for the logits of a chunk's second half (from n/2):
+     * they are the very floats a call for every row gives, so its numbers
+     * do not depend on the saving (even and odd n; a model large enough
+     * for every product to be split between the cores) */
+    struct tiny big = {64, 320, 2, 4, 2, 16, 300, 64, QLLM_LLAMA, QLLM_ROPE_INTERLEAVED, 0};
+    const struct tiny *cfg[2] = {&TINY, &big};
+    for (int k = 0; k < 2; k++)
+        for (int n = 63; n <= 64; n++) {
+            struct qmodel *m = tiny_valid(cfg[k], 90 + (uint32_t)n);
+            int V = cfg[k]->vocab, from = n / 2;
+            int32_t tok[64];
+            for (int i = 0; i < n; i++)
+                tok[i] = (i * 13 + 2) % V;
+            float *all = run_slices(m, NULL, tok, n, n, 64);
+            float *half = malloc((size_t)(n - from) * V * sizeof *half);
+            struct qllm_state *s = NULL;
+            qerr err = {{0}};
+            ck_assert_int_eq(qllm_state_new(m, 64, &s, &err), 0);
+            ck_assert_int_eq(qllm_forward(s, NULL, tok, n, 0, from, half, &err), 0);
+            ck_assert_msg(memcmp(half, all + (size_t)from * V, (size_t)(n - from) * V *
+                                 sizeof *half) == 0, "model %d, n %d: the half differs", k, n);
+            qllm_state_free(s);
+            free(half);
+            free(all);
+            qmodel_free(m);
+        }
+}
+END_TEST
+
+START_TEST(attention_row_blocks)
+{
+    /* 150 query rows take attention in blocks of at most 64 rows: against
+     * llama2.c's loops, and against one position at a time */
+    struct tiny c = {16, 24, 2, 4, 2, 4, 40, 160, QLLM_LLAMA, QLLM_ROPE_INTERLEAVED, 0};
+    struct qmodel *m = tiny_valid(&c, 79);
+    int n = 150, V = c.vocab;
+    int32_t tok[150];
+    for (int i = 0; i < n; i++)
+        tok[i] = (i * 17 + 3) % V;
+    float *all = run_slices(m, NULL, tok, n, n, 160);
+    float *ref = malloc((size_t)n * V * sizeof(float));
+    ref_forward(m, tok, n, ref);
+    float d = max_abs_diff(all, ref, (size_t)n * V);
+    ck_assert_msg(d <= 1e-4f, "batched vs reference loops: max diff %g", (double)d);
+    float *one = run_slices(m, NULL, tok, n, 1, 160);
+    d = max_abs_diff(all, one, (size_t)n * V);
+    ck_assert_msg(d <= 1e-4f, "batched vs one at a time: max diff %g", (double)d);
+    free(one);
+    free(ref);
+    free(all);
+    qmodel_free(m);
+}
+END_TEST
+
 START_TEST(causal_prefix_unchanged)
 {
     /* the logits of position 2 do not depend on the tokens after it */
@@ -516,14 +623,54 @@ START_TEST(last_only_is_last_row)
     qerr err = {{0}};
     ck_assert_int_eq(qllm_state_new(m, 8, &s, &err), 0);
     float last[16];
-    ck_assert_int_eq(qllm_forward(s, NULL, TOKENS5, 5, 0, 1, last, &err), 0);
+    ck_assert_int_eq(qllm_forward(s, NULL, TOKENS5, 5, 0, 4, last, &err), 0);
     float d = max_abs_diff(last, all + 4 * V, (size_t)V);
-    ck_assert_msg(d <= 1e-5f, "last_only: max diff %g", (double)d);
+    ck_assert_msg(d <= 1e-5f, "logits of the last only: max diff %g", (double)d);
     /* rerunning position 0 over the cache restarts cleanly */
-    ck_assert_int_eq(qllm_forward(s, NULL, TOKENS5, 1, 0, 1, last, &err), 0);
+    ck_assert_int_eq(qllm_forward(s, NULL, TOKENS5, 1, 0, 0, last, &err), 0);
     d = max_abs_diff(last, all, (size_t)V);
     ck_assert_msg(d <= 1e-5f, "rerun pos 0: max diff %g", (double)d);
     qllm_state_free(s);
+    free(all);
+    qmodel_free(m);
+}
+END_TEST
+
+START_TEST(logits_from_writes_rows_compactly)
+{
+    /* rows 2..4 of a 5-token call land at rows 0..2 of the buffer, and the
+     * floats after them are not touched */
+    struct qmodel *m = tiny_valid(&TINY, 8);
+    int V = TINY.vocab;
+    float *all = run_slices(m, NULL, TOKENS5, 5, 5, 8);
+    struct qllm_state *s = NULL;
+    qerr err = {{0}};
+    ck_assert_int_eq(qllm_state_new(m, 8, &s, &err), 0);
+    float part[4 * 16];
+    for (int i = 0; i < 4 * V; i++)
+        part[i] = -7.0f;
+    ck_assert_int_eq(qllm_forward(s, NULL, TOKENS5, 5, 0, 2, part, &err), 0);
+    float d = max_abs_diff(part, all + 2 * V, (size_t)3 * V);
+    ck_assert_msg(d <= 1e-5f, "rows 2..4: max diff %g", (double)d);
+    for (int i = 3 * V; i < 4 * V; i++)
+        ck_assert_float_eq(part[i], -7.0f);
+    /* the cache was filled for every position: the next call continues it */
+    float next[16];
+    const int32_t more[1] = {9};
+    ck_assert_int_eq(qllm_forward(s, NULL, more, 1, 5, 0, next, &err), 0);
+    int32_t six[6];
+    memcpy(six, TOKENS5, sizeof TOKENS5);
+    six[5] = 9;
+    float *all6 = run_slices(m, NULL, six, 6, 6, 8);
+    d = max_abs_diff(next, all6 + 5 * V, (size_t)V);
+    ck_assert_msg(d <= 1e-5f, "continued after a partial call: max diff %g", (double)d);
+    /* logits_from must name a token of the call */
+    ck_assert_int_eq(qllm_forward(s, NULL, TOKENS5, 5, 0, 5, part, &err), -1);
+    ck_assert_str_eq(err.msg, "tiny: logits from token 5 of 5: need 0 <= from < 5");
+    ck_assert_int_eq(qllm_forward(s, NULL, TOKENS5, 5, 0, -1, part, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "logits from token -1 of 5"));
+    qllm_state_free(s);
+    free(all6);
     free(all);
     qmodel_free(m);
 }
@@ -543,6 +690,20 @@ START_TEST(long_prompt_in_slices)
     float *parts = run_slices(m, NULL, tok, n, 100, 700);
     float d = max_abs_diff(all, parts, (size_t)n * V);
     ck_assert_msg(d <= 1e-4f, "600 at once vs 6 x 100: max diff %g", (double)d);
+    /* logits from a row of the first slice on, across the slice boundary */
+    struct qllm_state *s = NULL;
+    qerr err = {{0}};
+    ck_assert_int_eq(qllm_state_new(m, 700, &s, &err), 0);
+    float *tail = malloc((size_t)(n - 300) * V * sizeof *tail);
+    ck_assert_int_eq(qllm_forward(s, NULL, tok, n, 0, 300, tail, &err), 0);
+    d = max_abs_diff(tail, all + (size_t)300 * V, (size_t)(n - 300) * V);
+    ck_assert_msg(d <= 1e-4f, "rows 300..599: max diff %g", (double)d);
+    /* and from a row of the second slice only */
+    ck_assert_int_eq(qllm_forward(s, NULL, tok, n, 0, 550, tail, &err), 0);
+    d = max_abs_diff(tail, all + (size_t)550 * V, (size_t)(n - 550) * V);
+    ck_assert_msg(d <= 1e-4f, "rows 550..599: max diff %g", (double)d);
+    qllm_state_free(s);
+    free(tail);
     free(all);
     free(parts);
     free(tok);
@@ -1318,7 +1479,7 @@ START_TEST(stories260k_greedy_story)
     char *text = malloc(cap);
     int32_t token = 1;
     for (int pos = 0; pos < 256; pos++) {
-        ck_assert_msg(qllm_forward(s, NULL, &token, 1, pos, 1, logits, &err) == 0, "%s",
+        ck_assert_msg(qllm_forward(s, NULL, &token, 1, pos, 0, logits, &err) == 0, "%s",
                       err.msg);
         int32_t next = 0;
         for (int i = 1; i < 512; i++)
@@ -1380,6 +1541,8 @@ int main(void)
     tcase_add_test(tc, attention_causal_hand);
     tcase_add_test(tc, gqa_mapping);
     tcase_add_test(tc, swiglu_hand);
+    tcase_add_test(tc, exp_within_two_ulp);
+    tcase_add_test(tc, swiglu_vector_and_tail);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("Forward");
@@ -1389,6 +1552,9 @@ int main(void)
     tcase_add_test(tc, split_between_threads);
     tcase_add_test(tc, causal_prefix_unchanged);
     tcase_add_test(tc, last_only_is_last_row);
+    tcase_add_test(tc, logits_from_writes_rows_compactly);
+    tcase_add_test(tc, scored_half_same_to_the_bit);
+    tcase_add_test(tc, attention_row_blocks);
     tcase_add_test(tc, long_prompt_in_slices);
     tcase_add_test(tc, weights_override);
     tcase_add_test(tc, two_states_two_threads);

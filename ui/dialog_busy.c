@@ -76,7 +76,21 @@ static void busy_draw(struct tui *t, struct ui_screen *s)
     ui_print(&t->th, r.y, r.x, r.w, a, d->what);
     ui_printf(&t->th, r.y + 2, r.x, r.w, a, "%c %s... %.1f s", spin[d->frame & 3],
               d->doing, now_s() - d->t0);
-    if (d->asked_cancel)
+    if (d->work.progress) {
+        char phase[32];
+        int64_t done, total;
+        ui_progress_read(d->work.progress, phase, sizeof phase, &done, &total);
+        if (total > 0) {
+            int bw = r.w - 30 > 10 ? r.w - 30 : 10;
+            ui_bar(&t->th, r.y + 3, r.x, bw, (double)done / (double)total);
+            ui_printf(&t->th, r.y + 3, r.x + bw + 1, r.w - bw - 1, a, "%s %lld/%lld", phase,
+                      (long long)done, (long long)total);
+        }
+        int cancelling = atomic_load(&d->work.progress->cancel) != 0;
+        ui_print(&t->th, r.y + r.h - 1, r.x, r.w,
+                 tui_attr(t, cancelling ? UI_DIALOG_ERROR : UI_DIALOG_DIM),
+                 cancelling ? "cancelling..." : "Esc cancel");
+    } else if (d->asked_cancel)
         ui_print(&t->th, r.y + r.h - 1, r.x, r.w, tui_attr(t, UI_DIALOG_ERROR),
                  "this cannot be cancelled; it ends on its own");
     else
@@ -89,6 +103,8 @@ static int busy_key(struct tui *t, struct ui_screen *s, int ch)
     (void)t;
     struct busy_dialog *d = (struct busy_dialog *)s;
     if (ch == UI_KEY_ESC || ch == 'q') {
+        if (d->work.progress)
+            atomic_store(&d->work.progress->cancel, 1);
         d->asked_cancel = 1;
         return 0;
     }
@@ -98,12 +114,14 @@ static int busy_key(struct tui *t, struct ui_screen *s, int ch)
 /* ---- lifecycle ----------------------------------------------------------------- */
 
 /* Joins a worker still running (quitting waits for it: it is never
- * left touching freed memory). */
+ * left touching freed memory; cancelled first when it can be). */
 static void busy_free(struct ui_screen *s)
 {
     struct busy_dialog *d = (struct busy_dialog *)s;
     if (!d)
         return;
+    if (d->started && d->work.progress)
+        atomic_store(&d->work.progress->cancel, 1);
     join(d);
     if (d->work.release)
         d->work.release(d->work.ctx);
@@ -118,7 +136,7 @@ static const struct ui_fkey busy_fkeys[] = {
 
 static const struct ui_help busy_help[] = {
     {"(wait)", "runs in the background; results show at the end"},
-    {"Esc q", "cannot cancel: the dialog closes itself when done"},
+    {"Esc q", "cancel where it says so; else wait for the end"},
 };
 
 #define BUSY_OPS(freeze)                                                                   \

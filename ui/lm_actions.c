@@ -37,11 +37,19 @@ static int default_ctx(const struct tui *t)
     return c > 0 && c < 512 ? c : 512;
 }
 
-static void start_lm_eval(struct tui *t)
+static void start_lm_eval(struct tui *t, void *ctx)
 {
+    (void)ctx;
     struct wb_eval_request req = {.data = t->data_path, .n_ctx = t->lm_ctx,
                                   .n_chunks = t->lm_chunks};
     tui_push(t, dialog_eval_new(t, &req));
+}
+
+/* The text file and n_ctx are known: on to what asked for them. */
+static void proceed(struct tui *t)
+{
+    if (t->lm_then)
+        t->lm_then(t, t->lm_then_ctx);
 }
 
 static void ctx_accept(struct tui *t, void *ctx, const char *text)
@@ -51,7 +59,7 @@ static void ctx_accept(struct tui *t, void *ctx, const char *text)
     if (n < 0)
         return;
     t->lm_ctx = (int)n;
-    start_lm_eval(t);
+    proceed(t);
 }
 
 static void ask_ctx(struct tui *t)
@@ -78,7 +86,7 @@ static void take_data(struct tui *t, const char *text, int ask)
     if (ask || !t->lm_ctx_given)
         ask_ctx(t);
     else
-        start_lm_eval(t);
+        proceed(t);
 }
 
 static void data_accept(struct tui *t, void *ctx, const char *text)
@@ -93,6 +101,23 @@ static void data_accept_ask(struct tui *t, void *ctx, const char *text)
     take_data(t, text, 1);
 }
 
+void tui_with_lm_data(struct tui *t, int ask, void (*then)(struct tui *t, void *ctx), void *ctx)
+{
+    t->lm_then = then;
+    t->lm_then_ctx = ctx;
+    if (ask || !t->data_path[0]) {
+        tui_push(t, prompt_new(t, "Text file for perplexity:",
+                               t->data_typed[0] ? t->data_typed : t->data_path,
+                               (struct ui_prompt_cb){.accept = ask ? data_accept_ask
+                                                                   : data_accept}));
+        return;
+    }
+    if (!t->lm_ctx_given && t->lm_ctx == 0)
+        ask_ctx(t);
+    else
+        proceed(t);
+}
+
 void tui_run_eval(struct tui *t, int ask)
 {
     if (t->job) {
@@ -104,17 +129,7 @@ void tui_run_eval(struct tui *t, int ask)
         tui_push(t, dialog_eval_new(t, &req));
         return;
     }
-    if (ask || !t->data_path[0]) {
-        tui_push(t, prompt_new(t, "Text file for perplexity:",
-                               t->data_typed[0] ? t->data_typed : t->data_path,
-                               (struct ui_prompt_cb){.accept = ask ? data_accept_ask
-                                                                   : data_accept}));
-        return;
-    }
-    if (!t->lm_ctx_given && t->lm_ctx == 0)
-        ask_ctx(t);
-    else
-        start_lm_eval(t);
+    tui_with_lm_data(t, ask, start_lm_eval, NULL);
 }
 
 /* ---- generate --------------------------------------------------------------------- */

@@ -771,6 +771,12 @@ static int model_key(struct tui *t, struct ui_screen *s, int ch)
     case 'H':
         tui_push(t, screen_history_new(t));
         return 0;
+    case 'S':
+        tui_open_sweep(t, 0, UI_SWEEP_SHOW);
+        return 0;
+    case 'n':
+        tui_open_sweep(t, 0, UI_SWEEP_NEW);
+        return 0;
     case 'x':
         if (i < 0)
             tui_status(t, 1, "no tensor selected");
@@ -814,9 +820,9 @@ static void model_free(struct ui_screen *s)
     free(m);
 }
 
-/* 79 of 80 columns: "f Float" is left to the help */
+/* 78 of 80 columns: "f Float" and "x Export" are left to the help */
 static const struct ui_fkey model_fkeys[] = {
-    {"F1", "Help"}, {"Enter", "Scheme"}, {"a", "Glob"}, {"r", "Run"}, {"x", "Export"},
+    {"F1", "Help"}, {"Enter", "Scheme"}, {"a", "Glob"}, {"r", "Run"}, {"S", "Sweep"},
     {"/", "Filter"}, {"H", "History"}, {"P", "Plugins"}, {"q", "Quit"},
 };
 
@@ -829,16 +835,18 @@ static const struct ui_help model_help[] = {
     {"e", "edit the recipe text"},
     {"r", "evaluate the recipe (Esc cancels)"},
     {"x", "write the quantized tensor to a .safetensors file"},
-    {"H", "history of this model's runs"},
+    {"S", "sensitivity sweep: heatmap of the newest, Pareto"},
+    {"n", "start a new sensitivity sweep"},
+    {"H", "history of this model's runs, sweeps and searches"},
     {"P", "plugins, schemes, parameters; check a plugin"},
     {"/", "filter tensors by name; Esc clears the filter"},
     {"q", "quit"},
 };
 
-/* 77 of 80 columns: Export, Glob and Float are left to the help */
+/* 75 of 80 columns: Plugins, Export, Glob and Float are left to the help */
 static const struct ui_fkey lm_fkeys[] = {
     {"F1", "Help"}, {"s", "Scheme"}, {"v", "View"}, {"r", "Run"}, {"g", "Generate"},
-    {"/", "Filter"}, {"H", "History"}, {"P", "Plugins"}, {"q", "Quit"},
+    {"/", "Filter"}, {"S", "Sweep"}, {"H", "History"}, {"q", "Quit"},
 };
 
 static const struct ui_help lm_help[] = {
@@ -859,7 +867,9 @@ static const struct ui_help lm_help[] = {
     {"R", "the same, asking for the text file and n_ctx"},
     {"g", "generate text with the float and quantized model"},
     {"x", "write the quantized tensor to a .safetensors file"},
-    {"H", "history of this model's runs"},
+    {"S", "sensitivity sweep: heatmap of the newest, Pareto"},
+    {"n", "start a new sensitivity sweep (block, role...)"},
+    {"H", "history of this model's runs, sweeps and searches"},
     {"P", "plugins, schemes, parameters; check a plugin"},
     {"/", "filter by name (flat list); Esc clears it"},
     {"q", "quit"},

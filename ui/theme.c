@@ -7,12 +7,16 @@ static const struct ui_glyphs glyphs_utf8 = {
     .h = "\u2500", .v = "\u2502", .tl = "\u250c", .tr = "\u2510", .bl = "\u2514", .br = "\u2518",
     .bar_done = "\u2588", .bar_todo = "\u2591", .delta = "\u0394", .ellipsis = "\u2026",
     .up = "\u25b2", .down = "\u25bc", .open = "\u25be", .closed = "\u25b8",
+    .shade = {"\u00b7", "\u2591", "\u2592", "\u2593", "\u2588"},
+    .optimum = "\u25c6", .measured = "\u25cb", .point = "*", .dot = ".", .tick = "\u252c",
 };
 
 static const struct ui_glyphs glyphs_ascii = {
     .h = "-", .v = "|", .tl = "+", .tr = "+", .bl = "+", .br = "+",
     .bar_done = "#", .bar_todo = ".", .delta = "d", .ellipsis = "~",
     .up = "^", .down = "v", .open = "-", .closed = "+",
+    .shade = {".", ":", "=", "*", "#"},
+    .optimum = "O", .measured = "o", .point = "*", .dot = ".", .tick = "+",
 };
 
 /* ---- colours ------------------------------------------------------------------ */

@@ -7,7 +7,9 @@
 /* Every element the UI draws, with its colours and its monochrome look.
  *   X(name, fg, bg, fg256, bg256, colour attributes, monochrome attributes)
  * -1 is the terminal's default colour; fg256/bg256 are used when the
- * terminal has 256 colours. Monochrome uses bold and reverse only. */
+ * terminal has 256 colours. Monochrome uses bold and reverse (and dim for
+ * the coolest heat bucket). HEAT0..HEAT4 are the buckets of a heatmap,
+ * from the least metric change to the most (UI_HEAT_BUCKETS of them). */
 #define UI_ELEMENTS(X)                                                                    \
     X(NORMAL,        -1,            -1,          -1,  -1,  A_NORMAL, A_NORMAL)            \
     X(TITLE,         COLOR_BLACK,   COLOR_CYAN,  16,  74,  A_BOLD,   A_REVERSE | A_BOLD)  \
@@ -32,7 +34,12 @@
     X(HEADING,       COLOR_YELLOW,  COLOR_BLUE,  221, 237, A_BOLD,   A_BOLD)              \
     X(EDIT,          COLOR_BLACK,   COLOR_WHITE, 16,  252, A_NORMAL, A_BOLD)              \
     X(BAR_DONE,      COLOR_GREEN,   COLOR_BLUE,  114, 237, A_BOLD,   A_REVERSE)           \
-    X(BAR_TODO,      COLOR_CYAN,    COLOR_BLUE,  240, 237, A_NORMAL, A_NORMAL)
+    X(BAR_TODO,      COLOR_CYAN,    COLOR_BLUE,  240, 237, A_NORMAL, A_NORMAL)            \
+    X(HEAT0,         COLOR_WHITE,   COLOR_BLUE,  231, 25,  A_NORMAL, A_DIM)               \
+    X(HEAT1,         COLOR_BLACK,   COLOR_CYAN,  16,  37,  A_NORMAL, A_NORMAL)            \
+    X(HEAT2,         COLOR_BLACK,   COLOR_GREEN, 16,  114, A_NORMAL, A_BOLD)              \
+    X(HEAT3,         COLOR_BLACK,   COLOR_YELLOW,16,  221, A_NORMAL, A_REVERSE)           \
+    X(HEAT4,         COLOR_WHITE,   COLOR_RED,   231, 160, A_BOLD,   A_REVERSE | A_BOLD)
 
 enum ui_el {
 #define UI_EL_ENUM(name, fg, bg, fg256, bg256, attr, mono) UI_##name,
@@ -40,6 +47,8 @@ enum ui_el {
 #undef UI_EL_ENUM
     UI_EL_COUNT
 };
+
+#define UI_HEAT_BUCKETS 5 /* UI_HEAT0 .. UI_HEAT4 */
 
 /* Characters for boxes, bars and a few symbols: UTF-8 or plain ASCII. */
 struct ui_glyphs {
@@ -49,6 +58,10 @@ struct ui_glyphs {
     const char *ellipsis;                  /* marks text cut short, one column */
     const char *up, *down;                 /* "more above/below" marks */
     const char *open, *closed;             /* an expanded and a collapsed tree row */
+    const char *shade[5];                  /* heat buckets, coolest first (monochrome marks) */
+    const char *optimum, *measured;        /* chart markers: the optimum, a verified value */
+    const char *point, *dot;               /* ASCII charts: a front point, a line between */
+    const char *tick;                      /* a tick on the x axis */
 };
 
 struct ui_theme {

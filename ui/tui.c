@@ -152,7 +152,7 @@ void tui_scheme_name(const struct tui *t, const struct qscheme_ref *ref, char *b
 const struct ui_help ui_global_help[] = {
     {"F1 ?", "this help"},
     {"Ctrl-L", "redraw the screen"},
-    {"F10", "quit qlab (a running evaluation is cancelled)"},
+    {"F10", "quit qlab (a running evaluation or sweep is cancelled)"},
 };
 const int ui_n_global_help = (int)(sizeof ui_global_help / sizeof ui_global_help[0]);
 
@@ -214,9 +214,22 @@ static int apply_flags(struct tui *t, struct ui_screen *s, int flags)
 {
     if (flags & UI_QUIT)
         return 1;
+    if (flags & UI_HOME) {
+        while (t->depth > 1)
+            tui_remove(t, t->stack[t->depth - 1]);
+        return 0;
+    }
     if (flags & UI_CLOSE)
         tui_remove(t, s);
     return t->depth == 0;
+}
+
+static int on_stack(const struct tui *t, const struct ui_screen *s)
+{
+    for (int i = 0; i < t->depth; i++)
+        if (t->stack[i] == s)
+            return 1;
+    return 0;
 }
 
 static int global_key(struct tui *t, int ch)
@@ -238,8 +251,8 @@ static int tick_all(struct tui *t, int *dirty)
     int n = t->depth;
     memcpy(snap, t->stack, (size_t)n * sizeof *snap);
     for (int i = 0; i < n; i++) {
-        if (!snap[i]->ops->tick)
-            continue;
+        if (!on_stack(t, snap[i]) || !snap[i]->ops->tick)
+            continue; /* closed by an earlier tick */
         int f = snap[i]->ops->tick(t, snap[i]);
         *dirty = 1;
         if (apply_flags(t, snap[i], f))
@@ -334,6 +347,9 @@ static int session(struct wb *w, const struct tui_options *o, int color, int utf
     t->lm_ctx_given = o->n_ctx > 0;
     t->lm_chunks = o->n_chunks;
     t->gen_tokens = 128;
+    snprintf(t->sweep_form.schemes, sizeof t->sweep_form.schemes, "%s",
+             "int:bits=2;int:bits=3;int:bits=4;int:bits=8");
+    snprintf(t->sweep_form.group, sizeof t->sweep_form.group, "tensor");
     tui_refresh_weights(t);
     tui_push(t, screen_model_new(t));
     int failed = t->depth == 0;

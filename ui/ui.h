@@ -2,6 +2,8 @@
 #ifndef QLAB_UI_H
 #define QLAB_UI_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "app/job.h"
@@ -18,6 +20,7 @@ enum {
     UI_CLOSE = 1,        /* remove the screen that handled the key */
     UI_QUIT = 2,         /* leave the TUI */
     UI_UNHANDLED = 4,    /* let the main loop try its global keys */
+    UI_HOME = 8,         /* close every screen above the first (back to the Model screen) */
 };
 
 struct tui;
@@ -50,6 +53,14 @@ struct ui_screen {
 /* ---- the session ---------------------------------------------------------- */
 #define UI_MAX_STACK 16
 
+/* What the new-sweep form asks for (dialog_sweep.c), kept between sweeps. */
+struct ui_sweep_form {
+    char schemes[256];     /* "int:bits=2;int:bits=4" */
+    char group[256];       /* "tensor", "block", "role", or globs "a*;b*" */
+    char metric[64];       /* "" until set: the model kind's default */
+    int loo;               /* mode loo instead of one */
+};
+
 struct tui {
     struct wb *w;
     struct ui_theme th;
@@ -77,6 +88,15 @@ struct tui {
     int lm_chunks;                     /* the first N chunks only; 0: all */
     char gen_prompt[256];              /* the last prompt */
     int gen_tokens;                    /* tokens to generate (default 128) */
+    /* what tui_with_lm_data calls once the text file and n_ctx are known */
+    void (*lm_then)(struct tui *t, void *ctx);
+    void *lm_then_ctx;
+    /* Sweeps and searches */
+    struct ui_sweep_form sweep_form;   /* the last one started (defaults until then) */
+    char budget[64];                   /* the last budget asked for ("" until then) */
+    int64_t search_sweep;              /* the sweep the budget prompt is about */
+    int busy;                          /* a sweep or search worker holds the workbench:
+                                          nothing else may call wb_* until it ends */
 };
 
 /* Puts s on top (frees it and reports in the status line when full). */
@@ -122,6 +142,11 @@ static inline int tui_is_lm(const struct tui *t)
  * context length, asked for on the status line when not known yet (or
  * always when ask is set). */
 void tui_run_eval(struct tui *t, int ask);
+/* The same questions for other work (a sweep): then(t, ctx) runs at once
+ * when t->data_path and the context length are known (and ask is 0), else
+ * after the prompts are answered; not at all when they are cancelled. ctx
+ * must outlive the prompts (a screen beneath them). */
+void tui_with_lm_data(struct tui *t, int ask, void (*then)(struct tui *t, void *ctx), void *ctx);
 /* `g`: asks for a prompt and a token count, generates on a worker thread
  * under a busy dialog, then opens the generation panel. */
 void tui_generate(struct tui *t);
@@ -145,6 +170,21 @@ struct ui_screen *screen_report_new(struct tui *t, struct cJSON *report);
  * goes to the status line. */
 struct ui_screen *dialog_export_new(struct tui *t, int tensor, const char *out);
 
+/* Progress a worker reports through q (a qprogress for the engine) and a
+ * screen reads: the phase, done of total, and a cancel flag. */
+struct ui_progress {
+    pthread_mutex_t lock;
+    char phase[32];
+    int64_t done, total;
+    atomic_int cancel;
+    struct qprogress q;      /* give &q to wb_sweep, wb_search ... */
+};
+void ui_progress_init(struct ui_progress *p);
+void ui_progress_destroy(struct ui_progress *p);
+/* A consistent snapshot (any of the outputs may be NULL). */
+void ui_progress_read(struct ui_progress *p, char *phase, size_t size, int64_t *done,
+                      int64_t *total);
+
 /* Work that must not freeze the screen, run on a worker thread under a
  * "please wait" dialog. run gets ctx on the worker; done gets it back on
  * the main thread once the worker has returned (and the dialog is on
@@ -156,11 +196,35 @@ struct ui_work {
     void *ctx;
     int reads_workbench;     /* the screens beneath are not drawn while it runs */
     const char *doing;       /* "checking" shown with the time; NULL: "working" */
+    struct ui_progress *progress; /* shown as a bar, Esc sets its cancel flag (may be NULL:
+                                     a spinner, and the work cannot be cancelled) */
 };
 /* title: "Checking int 1.1.0"; what: one line under it (a file name).
  * On failure to start, work.release is called and NULL returned. */
 struct ui_screen *dialog_busy_new(struct tui *t, const char *title, const char *what,
                                   struct ui_work work);
+
+/* ---- sweeps and searches (screen_sweep.c, screen_pareto.c, dialog_sweep.c) ---- */
+enum ui_sweep_action {
+    UI_SWEEP_SHOW = 0,       /* just the heatmap */
+    UI_SWEEP_NEW,            /* and the new-sweep form over it */
+    UI_SWEEP_RESUME,         /* and resume the sweep (interrupted or cancelled) */
+};
+/* Opens the Sweep screen on sweep id (0: the newest of the loaded model,
+ * or none yet) and does action there. */
+void tui_open_sweep(struct tui *t, int64_t id, enum ui_sweep_action action);
+/* The form for a new sweep, filled from init; accept gets the answers. */
+struct ui_screen *dialog_sweep_new(struct tui *t, const struct ui_sweep_form *init,
+                                   void (*accept)(struct tui *t, void *ctx,
+                                                  const struct ui_sweep_form *f),
+                                   void *ctx);
+/* Asks for a budget, searches sweep_id on a worker, then opens the Pareto
+ * screen on the search. */
+void tui_search(struct tui *t, int64_t sweep_id);
+/* The front of a stored search as a chart; Enter applies a point's recipe. */
+struct ui_screen *screen_pareto_new(struct tui *t, int64_t search_id);
+/* "4.5bpw" for language models, "5bpw" for the rest, or the last one asked. */
+const char *tui_default_budget(const struct tui *t);
 
 /* A text prompt on the status line. accept gets the text on Enter; change
  * (may be NULL) after every edit; cancel (may be NULL) on Esc. */
