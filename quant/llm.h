@@ -99,4 +99,39 @@ void qllm_state_free(struct qllm_state *s);
 int qllm_forward(struct qllm_state *s, const float *const *weights, const int32_t *tokens,
                  int n, int pos, int logits_from, float *logits, qerr *err);
 
+/* As qllm_state_new with the pool's threads (the caller included) given:
+ * 0 for one per core. A forward's floats do not depend on it for n = 1. */
+int qllm_state_new_threads(const struct qmodel *m, int n_ctx, int threads,
+                           struct qllm_state **out, qerr *err);
+
+/* ---- cuts: passes that start part way ------------------------------------
+ * A cut is a point of the residual stream: entering block `layer`'s
+ * attention (ffn 0) or its feed-forward (ffn 1); layer n_layers, ffn 0 is
+ * after the last block. When the tensors before a cut keep the model's
+ * own values, the rows there are the float model's, so a sensitivity
+ * sweep saves them once per chunk and starts each point's pass there. */
+struct qllm_cut {
+    int layer, ffn;
+};
+
+/* The cut where tensor t is first used: {-1, 0} for the token embedding
+ * (and a tensor the forward pass does not read), {n_layers, 0} for the
+ * output norm and projection (unless tied to the embedding). */
+struct qllm_cut qllm_first_use(const struct qmodel *m, int t);
+/* <0, 0, >0 as a comes before, with, after b in the pass */
+int qllm_cut_cmp(struct qllm_cut a, struct qllm_cut b);
+
+/* qllm_forward from position 0, resuming at a cut and/or saving cuts.
+ * from (NULL: from the embedding): x_from holds the n x dim residual rows
+ * at that cut from a pass of the same tokens; the blocks before it are
+ * skipped and their KV cache is not written, so the state's next call
+ * must start at position 0 again. save[i], i < n_save: the rows at that
+ * cut are copied into x_save[i] (n x dim; after the last block only rows
+ * logits_from.. are computed and copied). The logits are the very floats
+ * qllm_forward gives when from's rows are those a save of it copied. */
+int qllm_forward_cut(struct qllm_state *s, const float *const *weights, const int32_t *tokens,
+                     int n, int logits_from, float *logits, const struct qllm_cut *from,
+                     const float *x_from, int n_save, const struct qllm_cut *save,
+                     float *const *x_save, qerr *err);
+
 #endif

@@ -28,9 +28,11 @@
  * scores for keys its rows may not see (causal) stay few. */
 #define QLLM_SCORE_FLOATS (1 << 20)
 #define QLLM_ATT_ROWS 64
-/* Matrix products are split between threads in multiples of this many
- * output features, so each part keeps whole kernel tiles. */
-#define QLLM_COL_TILE 16
+/* Matrix products are split between threads in tiles of this many output
+ * features, one OpenBLAS call each: a call's width changes how it rounds,
+ * so fixed tiles give the same floats on any number of threads (and 32
+ * costs ~6% against whole-part calls on the 15M shape; 16 costs 15%). */
+#define QLLM_COL_TILE 32
 
 /* ---- types ----------------------------------------------------------------- */
 
@@ -81,6 +83,11 @@ struct qllm_state {
     float *scores;          /* [threads][score_rows, n_ctx] attention weights */
     const float *emb, *out_norm, *out;  /* this call's weights */
     struct layer_w *lw;     /* n_layers */
+    int stale;              /* a resumed call left some layers' KV cache unwritten */
+    /* this call's saved cuts (qllm_forward_cut) and the slice's first row */
+    int n_save, b0;
+    const struct qllm_cut *save;
+    float *const *x_save;
     struct pool pool;
 };
 
@@ -475,8 +482,13 @@ static void mm_range(void *ctx, int64_t b, int64_t e, int part)
         int64_t c1 = (e - o->tile0) * QLLM_COL_TILE;
         if (c1 > o->out)
             c1 = o->out;
-        if (c1 > c0)
-            matmul(o->y + c0, o->ldy, j->x, j->n, j->in, o->w + c0 * j->in, (int)(c1 - c0));
+        /* one call per tile: OpenBLAS rounds a column differently with
+         * the width of its call, so fixed tiles make the floats the same
+         * whatever the number of threads */
+        for (int64_t c = c0; c < c1; c += QLLM_COL_TILE) {
+            int64_t w = c1 - c < QLLM_COL_TILE ? c1 - c : QLLM_COL_TILE;
+            matmul(o->y + c, o->ldy, j->x, j->n, j->in, o->w + c * j->in, (int)w);
+        }
     }
 }
 
@@ -569,8 +581,11 @@ static void ffn_range(void *ctx, int64_t b, int64_t e, int part)
                                                                       : j->hidden;
     if (c1 <= c0)
         return;
-    matmul(j->hg + c0, j->hidden, j->x, j->n, j->in, j->gate + c0 * j->in, (int)(c1 - c0));
-    matmul(j->hu + c0, j->hidden, j->x, j->n, j->in, j->up + c0 * j->in, (int)(c1 - c0));
+    for (int64_t c = c0; c < c1; c += QLLM_COL_TILE) {
+        int w = (int)(c1 - c < QLLM_COL_TILE ? c1 - c : QLLM_COL_TILE);
+        matmul(j->hg + c, j->hidden, j->x, j->n, j->in, j->gate + c * j->in, w);
+        matmul(j->hu + c, j->hidden, j->x, j->n, j->in, j->up + c * j->in, w);
+    }
     for (int r = 0; r < j->n; r++) {
         size_t at = (size_t)r * j->hidden + (size_t)c0;
         qllm_swiglu(j->hg + at, j->hu + at, c1 - c0);
@@ -626,6 +641,12 @@ static int cores(void)
 
 int qllm_state_new(const struct qmodel *m, int n_ctx, struct qllm_state **out, qerr *err)
 {
+    return qllm_state_new_threads(m, n_ctx, 0, out, err);
+}
+
+int qllm_state_new_threads(const struct qmodel *m, int n_ctx, int threads,
+                           struct qllm_state **out, qerr *err)
+{
     *out = NULL;
     if (!m || m->kind != QMODEL_LM || !m->llm)
         return qerr_set(err, "%s: not a language model", m ? model_src(m) : "model");
@@ -652,6 +673,8 @@ int qllm_state_new(const struct qmodel *m, int n_ctx, struct qllm_state **out, q
     s->q_dim = (int)q_dim;
     s->kv_dim = (int)kv_dim;
     s->threads = cores();
+    if (threads > 0 && threads < s->threads)
+        s->threads = threads;
     int rows = QLLM_SCORE_FLOATS / n_ctx;
     rows = rows > QLLM_ATT_ROWS ? QLLM_ATT_ROWS : rows;
     s->score_rows = rows < 1 ? 1 : rows > s->nb_max ? s->nb_max : rows;
@@ -754,6 +777,34 @@ static void residual_add(float *x, const float *y, size_t count)
         x[i] += y[i];
 }
 
+/* Rows [g0, g1) of the slice's residual into every saved cut at (l, ffn). */
+static void save_rows(struct qllm_state *s, int l, int ffn, int g0, int g1)
+{
+    const int dim = s->c.dim;
+    for (int i = 0; i < s->n_save; i++)
+        if (s->save[i].layer == l && s->save[i].ffn == ffn)
+            memcpy(s->x_save[i] + ((size_t)s->b0 + (size_t)g0) * dim, s->x + (size_t)g0 * dim,
+                   (size_t)(g1 - g0) * dim * sizeof(float));
+}
+
+/* The feed-forward of layer l for rows [g0, g1) of a slice:
+ * x += w_down(silu(w_gate xb) * w_up xb), xb = rmsnorm(x). */
+static void ffn_rows(struct qllm_state *s, int l, int g0, int g1)
+{
+    const struct qllm_config *c = &s->c;
+    const struct layer_w *w = &s->lw[l];
+    const int dim = c->dim, hidden = c->hidden_dim, n = g1 - g0;
+    float *x = s->x + (size_t)g0 * dim, *xb = s->xb + (size_t)g0 * dim;
+    float *xo = s->xo + (size_t)g0 * dim;
+    float *hg = s->hg + (size_t)g0 * hidden, *hu = s->hu + (size_t)g0 * hidden;
+    norm_all(s, xb, x, w->ffn_norm, n);
+    struct ffn_job fj = {xb, w->gate, w->up, hg, hu, n, dim, hidden};
+    pool_run(&s->pool, (hidden + QLLM_COL_TILE - 1) / QLLM_COL_TILE,
+             (double)n * hidden * (2.0 * dim + 8.0), ffn_range, &fj);
+    mm(s, xo, dim, hg, n, hidden, w->down, dim);
+    residual_add(x, xo, (size_t)n * dim);
+}
+
 /* Rows [g0, g1) of a slice at positions p0 + g0.. through the rest of
  * layer l, once their k and v are in the cache: q (unless q_done),
  * attention, w_o, the feed-forward. Every buffer is used at the rows'
@@ -762,13 +813,12 @@ static void layer_rows(struct qllm_state *s, int l, int p0, int g0, int g1, int 
 {
     const struct qllm_config *c = &s->c;
     const struct layer_w *w = &s->lw[l];
-    const int dim = c->dim, hd = c->head_dim, hidden = c->hidden_dim, q_dim = s->q_dim;
+    const int dim = c->dim, hd = c->head_dim, q_dim = s->q_dim;
     const int n = g1 - g0;
     const size_t kv_layer = (size_t)l * s->n_ctx * s->kv_dim;
     float *x = s->x + (size_t)g0 * dim, *xb = s->xb + (size_t)g0 * dim;
     float *xo = s->xo + (size_t)g0 * dim, *q = s->q + (size_t)g0 * q_dim;
     float *att = s->att + (size_t)g0 * q_dim;
-    float *hg = s->hg + (size_t)g0 * hidden, *hu = s->hu + (size_t)g0 * hidden;
 
     if (!q_done)
         mm(s, q, q_dim, xb, n, dim, w->wq, q_dim);
@@ -784,14 +834,8 @@ static void layer_rows(struct qllm_state *s, int l, int p0, int g0, int g1, int 
              &aj);
     mm(s, xo, dim, att, n, q_dim, w->wo, dim);
     residual_add(x, xo, (size_t)n * dim);
-
-    /* feed-forward: w_down(silu(w_gate x) * w_up x) */
-    norm_all(s, xb, x, w->ffn_norm, n);
-    struct ffn_job fj = {xb, w->gate, w->up, hg, hu, n, dim, hidden};
-    pool_run(&s->pool, (hidden + QLLM_COL_TILE - 1) / QLLM_COL_TILE,
-             (double)n * hidden * (2.0 * dim + 8.0), ffn_range, &fj);
-    mm(s, xo, dim, hg, n, hidden, w->down, dim);
-    residual_add(x, xo, (size_t)n * dim);
+    save_rows(s, l, 1, g0, g1);
+    ffn_rows(s, l, g0, g1);
 }
 
 /* The row groups of a slice of nb rows that go through the last layer
@@ -821,6 +865,7 @@ static void layer_forward(struct qllm_state *s, int l, int nb, int p0, int r0)
     const struct layer_w *w = &s->lw[l];
     const int dim = c->dim, hd = c->head_dim, q_dim = s->q_dim, kv_dim = s->kv_dim;
     const int last = l + 1 == c->n_layers;
+    save_rows(s, l, 0, 0, nb);
     float *krow = s->k_cache + ((size_t)l * s->n_ctx + (size_t)p0) * kv_dim;
     float *vrow = s->v_cache + ((size_t)l * s->n_ctx + (size_t)p0) * kv_dim;
 
@@ -845,6 +890,19 @@ static void layer_forward(struct qllm_state *s, int l, int nb, int p0, int r0)
         layer_rows(s, l, p0, g[k][0], g[k][1], 0);
 }
 
+/* Layer l's feed-forward alone, resuming at its cut: the rows
+ * layer_forward would take there, in the same groups. */
+static void layer_ffn_only(struct qllm_state *s, int l, int nb, int r0)
+{
+    if (l + 1 < s->c.n_layers) {
+        ffn_rows(s, l, 0, nb);
+        return;
+    }
+    int g[2][2];
+    for (int k = 0, n = row_groups(nb, r0, g); k < n; k++)
+        ffn_rows(s, l, g[k][0], g[k][1]);
+}
+
 /* Logits of rows r0..r0+rows-1 of s->x into out (vocab apart). */
 static void logits_rows(struct qllm_state *s, int r0, int rows, float *out)
 {
@@ -853,8 +911,9 @@ static void logits_rows(struct qllm_state *s, int r0, int rows, float *out)
     mm(s, out, vocab, s->xb, rows, dim, s->out, vocab);
 }
 
-int qllm_forward(struct qllm_state *s, const float *const *weights, const int32_t *tokens,
-                 int n, int pos, int logits_from, float *logits, qerr *err)
+static int forward(struct qllm_state *s, const float *const *weights, const int32_t *tokens,
+                   int n, int pos, int logits_from, float *logits, const struct qllm_cut *from,
+                   const float *x_from, qerr *err)
 {
     if (!s)
         return qerr_set(err, "qllm_forward: no state");
@@ -872,8 +931,16 @@ int qllm_forward(struct qllm_state *s, const float *const *weights, const int32_
         if (tokens[i] < 0 || tokens[i] >= vocab)
             return qerr_set(err, "%s: the token at position %d is id %d, outside the vocabulary "
                             "[0, %d)", src, pos + i, (int)tokens[i], vocab);
+    if (pos > 0 && s->stale)
+        return qerr_set(err, "%s: positions from %d after a pass that skipped layers: start at 0",
+                        src, pos);
+    if (from && (from->layer < 0 || from->layer > s->c.n_layers || from->ffn < 0 ||
+                 from->ffn > (from->layer < s->c.n_layers) || !x_from))
+        return qerr_set(err, "%s: no cut at layer %d%s to resume from", src,
+                        from->layer, from->ffn ? " (feed-forward)" : "");
     if (resolve_weights(s, weights, err) != 0)
         return -1;
+    s->stale = from && (from->layer > 0 || from->ffn);
     /* The pool splits every product between the cores, so OpenBLAS runs
      * single-threaded inside each part: its own threads would nest under
      * ours, and between calls they spin on the cores our workers need.
@@ -885,14 +952,22 @@ int qllm_forward(struct qllm_state *s, const float *const *weights, const int32_
     for (int b0 = 0; b0 < n; b0 += s->nb_max) {
         const int nb = n - b0 < s->nb_max ? n - b0 : s->nb_max;
         const int p0 = pos + b0;
-        for (int i = 0; i < nb; i++)
-            memcpy(s->x + (size_t)i * dim, s->emb + (size_t)tokens[b0 + i] * dim,
-                   (size_t)dim * sizeof(float));
+        if (from)
+            memcpy(s->x, x_from + (size_t)b0 * dim, (size_t)nb * dim * sizeof(float));
+        else
+            for (int i = 0; i < nb; i++)
+                memcpy(s->x + (size_t)i * dim, s->emb + (size_t)tokens[b0 + i] * dim,
+                       (size_t)dim * sizeof(float));
         qllm_rope_table(s->rope, p0, nb, s->c.head_dim, s->c.rope_theta);
         /* rows of this slice whose logits are wanted: r0..nb-1 (none when r0 >= nb) */
         const int r0 = logits_from - b0 < 0 ? 0 : logits_from - b0 > nb ? nb : logits_from - b0;
-        for (int l = 0; l < s->c.n_layers; l++)
+        s->b0 = b0;
+        int l = from ? from->layer : 0;
+        if (from && from->ffn)
+            layer_ffn_only(s, l++, nb, r0);
+        for (; l < s->c.n_layers; l++)
             layer_forward(s, l, nb, p0, r0);
+        save_rows(s, s->c.n_layers, 0, r0, nb);
         int g[2][2];
         for (int k = 0, ng = row_groups(nb, r0, g); k < ng; k++)
             logits_rows(s, g[k][0], g[k][1] - g[k][0],
@@ -901,4 +976,61 @@ int qllm_forward(struct qllm_state *s, const float *const *weights, const int32_
     if (blas_threads != 1)
         openblas_set_num_threads(blas_threads);
     return 0;
+}
+
+int qllm_forward(struct qllm_state *s, const float *const *weights, const int32_t *tokens,
+                 int n, int pos, int logits_from, float *logits, qerr *err)
+{
+    if (s)
+        s->n_save = 0;
+    return forward(s, weights, tokens, n, pos, logits_from, logits, NULL, NULL, err);
+}
+
+int qllm_forward_cut(struct qllm_state *s, const float *const *weights, const int32_t *tokens,
+                     int n, int logits_from, float *logits, const struct qllm_cut *from,
+                     const float *x_from, int n_save, const struct qllm_cut *save,
+                     float *const *x_save, qerr *err)
+{
+    if (!s)
+        return qerr_set(err, "qllm_forward: no state");
+    if (n_save < 0 || (n_save > 0 && (!save || !x_save)))
+        return qerr_set(err, "%s: %d cuts to save without their buffers", model_src(s->m),
+                        n_save);
+    for (int i = 0; i < n_save; i++)
+        if (save[i].layer < 0 || save[i].layer > s->c.n_layers || save[i].ffn < 0 ||
+            save[i].ffn > (save[i].layer < s->c.n_layers) || !x_save[i])
+            return qerr_set(err, "%s: no cut at layer %d to save", model_src(s->m),
+                            save[i].layer);
+    s->n_save = n_save;
+    s->save = save;
+    s->x_save = x_save;
+    int rc = forward(s, weights, tokens, n, 0, logits_from, logits, from, x_from, err);
+    s->n_save = 0;
+    return rc;
+}
+
+struct qllm_cut qllm_first_use(const struct qmodel *m, int t)
+{
+    const struct qllm *l = m->llm;
+    struct qllm_cut none = {-1, 0};
+    if (!l || t < 0 || t == l->token_embd)
+        return none;
+    for (int i = 0; i < l->c.n_layers; i++) {
+        const struct qllm_layer *L = &l->layers[i];
+        if (t == L->attn_norm || t == L->wq || t == L->wk || t == L->wv || t == L->wo ||
+            t == L->bq || t == L->bk || t == L->bv)
+            return (struct qllm_cut){i, 0};
+        if (t == L->ffn_norm || t == L->w_gate || t == L->w_up || t == L->w_down)
+            return (struct qllm_cut){i, 1};
+    }
+    if (t == l->output_norm || t == l->output)
+        return (struct qllm_cut){l->c.n_layers, 0};
+    return none;
+}
+
+int qllm_cut_cmp(struct qllm_cut a, struct qllm_cut b)
+{
+    if (a.layer != b.layer)
+        return a.layer < b.layer ? -1 : 1;
+    return a.ffn - b.ffn;
 }

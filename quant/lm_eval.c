@@ -518,7 +518,7 @@ static void score_chunk(const struct score_job *base, int n_threads)
 /* ---- the run ---------------------------------------------------------------- */
 
 struct run {
-    int n_vocab, n_ctx, first, n_scored, n_threads;
+    int n_vocab, n_ctx, first, n_scored, n_threads, dim;
     int64_t n_chunks;
     int32_t bos;
     struct qllm_state *state;
@@ -626,15 +626,29 @@ static int cancelled(const struct qprogress *p)
     return p && p->cancel && atomic_load(p->cancel);
 }
 
+/* Chunk i through the model: logits of the scored rows only (and of the
+ * last, which predicts nothing), from and to the chunk's cuts if any. */
+static int forward_chunk(struct run *r, const float *const *weights, int64_t i,
+                         const struct qlm_cuts *c, qerr *err)
+{
+    if (!c)
+        return qllm_forward(r->state, weights, r->chunk, r->n_ctx, 0, r->first, r->logits, err);
+    const size_t at = (size_t)i * r->n_ctx * r->dim;
+    float *save[QLM_MAX_CUTS];
+    for (int k = 0; k < c->n_save; k++)
+        save[k] = c->x_save[k] + at;
+    return qllm_forward_cut(r->state, weights, r->chunk, r->n_ctx, r->first, r->logits, c->from,
+                            c->from ? c->x_from + at : NULL, c->n_save, c->save, save, err);
+}
+
 /* Runs chunk i through the model and scores its second half. */
 static int run_chunk(struct run *r, const float *const *weights, const int32_t *tokens, int64_t i,
-                     const char *ref_in, qerr *err)
+                     const char *ref_in, const struct qlm_cuts *cuts, qerr *err)
 {
     memcpy(r->chunk, tokens + i * r->n_ctx, (size_t)r->n_ctx * sizeof *r->chunk);
     if (r->bos >= 0)
         r->chunk[0] = r->bos;
-    /* logits of the scored rows only (and of the last, which predicts nothing) */
-    if (qllm_forward(r->state, weights, r->chunk, r->n_ctx, 0, r->first, r->logits, err) != 0)
+    if (forward_chunk(r, weights, i, cuts, err) != 0)
         return -1;
     size_t rec = (4 + (size_t)r->n_vocab) * r->n_scored;
     if (r->rec_in && fread(r->rec_in, sizeof *r->rec_in, rec, r->ref) != rec)
@@ -656,15 +670,35 @@ static int run_chunk(struct run *r, const float *const *weights, const int32_t *
     return 0;
 }
 
+int qlm_chunking(const struct qmodel *m, const int32_t *tokens, int64_t n_tokens,
+                 const struct qlm_opts *o, int *n_ctx, int64_t *n_chunks, qerr *err)
+{
+    return check_args(m, tokens, n_tokens, o, n_ctx, n_chunks, err);
+}
+
 int qlm_perplexity(const struct qmodel *m, const float *const *weights, const int32_t *tokens,
                    int64_t n_tokens, const struct qlm_opts *o, const struct qprogress *p,
                    const char *ref_in, const char *ref_out, struct qlm_metrics *out, qerr *err)
+{
+    return qlm_perplexity_cut(m, weights, tokens, n_tokens, o, p, ref_in, ref_out, NULL, out,
+                              err);
+}
+
+int qlm_perplexity_cut(const struct qmodel *m, const float *const *weights,
+                       const int32_t *tokens, int64_t n_tokens, const struct qlm_opts *o,
+                       const struct qprogress *p, const char *ref_in, const char *ref_out,
+                       const struct qlm_cuts *cuts, struct qlm_metrics *out, qerr *err)
 {
     struct run r = {0};
     if (!out)
         return qerr_set(err, "perplexity: no metrics to fill");
     if (check_args(m, tokens, n_tokens, o, &r.n_ctx, &r.n_chunks, err) != 0)
         return -1;
+    if (cuts && (cuts->n_save < 0 || cuts->n_save > QLM_MAX_CUTS ||
+                 (cuts->from && !cuts->x_from)))
+        return qerr_set(err, "perplexity: %d cuts to save (at most %d), or a cut without rows",
+                        cuts->n_save, QLM_MAX_CUTS);
+    r.dim = m->llm->c.dim;
     r.n_vocab = m->llm->c.vocab_size;
     r.first = r.n_ctx / 2;
     r.n_scored = (int)scored_per_chunk(r.n_ctx);
@@ -682,7 +716,7 @@ int qlm_perplexity(const struct qmodel *m, const float *const *weights, const in
         goto done;
     if (alloc_run(&r, ref_in != NULL, ref_out != NULL, err) != 0)
         goto done;
-    if (qllm_state_new(m, r.n_ctx, &r.state, err) != 0)
+    if (qllm_state_new_threads(m, r.n_ctx, r.n_threads, &r.state, err) != 0)
         goto done;
     if (ref_out && writer_open(&r.w, ref_out, err) != 0)
         goto done;
@@ -694,7 +728,7 @@ int qlm_perplexity(const struct qmodel *m, const float *const *weights, const in
             rc = QEVAL_CANCELLED;
             goto done;
         }
-        if (run_chunk(&r, weights, tokens, i, ref_in, err) != 0)
+        if (run_chunk(&r, weights, tokens, i, ref_in, cuts, err) != 0)
             goto done;
         /* Chunk sums first, then the totals, as llama-perplexity adds them. */
         struct nll_sums cs = {0};

@@ -22,6 +22,7 @@
 
 #include "error.h"
 #include "eval.h"
+#include "llm.h"
 #include "model.h"
 
 struct qlm_opts {
@@ -65,6 +66,30 @@ int qlm_ref_info(const char *path, struct qlm_ref_info *info, qerr *err);
 int qlm_perplexity(const struct qmodel *m, const float *const *weights, const int32_t *tokens,
                    int64_t n_tokens, const struct qlm_opts *o, const struct qprogress *p,
                    const char *ref_in, const char *ref_out, struct qlm_metrics *out, qerr *err);
+
+/* The chunks a run with these options takes: n_ctx (resolved when 0) and
+ * their count; the same checks and errors as qlm_perplexity. */
+int qlm_chunking(const struct qmodel *m, const int32_t *tokens, int64_t n_tokens,
+                 const struct qlm_opts *o, int *n_ctx, int64_t *n_chunks, qerr *err);
+
+/* Cuts (llm.h) of every chunk, for sensitivity sweeps: each chunk's pass
+ * resumes at `from` with its rows at x_from + chunk * n_ctx * dim (NULL:
+ * from the embedding), and/or saves n_save cuts into x_save[i] + chunk *
+ * n_ctx * dim. Each buffer holds n_chunks * n_ctx * dim floats. */
+#define QLM_MAX_CUTS 1024
+struct qlm_cuts {
+    const struct qllm_cut *from;
+    const float *x_from;
+    int n_save;
+    const struct qllm_cut *save;
+    float *const *x_save;
+};
+
+/* qlm_perplexity with cuts (NULL: none). */
+int qlm_perplexity_cut(const struct qmodel *m, const float *const *weights,
+                       const int32_t *tokens, int64_t n_tokens, const struct qlm_opts *o,
+                       const struct qprogress *p, const char *ref_in, const char *ref_out,
+                       const struct qlm_cuts *cuts, struct qlm_metrics *out, qerr *err);
 
 /* The metrics of the float model against itself, from its reference's
  * header alone: its perplexity (and error) as qlm_perplexity computed it,

@@ -23,12 +23,14 @@
 
 enum metric { M_CROSS_ENTROPY, M_TOP1, M_KLD_MEAN, M_PPL, M_KLD_P99, M_SAME_TOP };
 
-/* A classifier cut: the float activations before node `node`, every sample. */
+/* A cut: the float activations before classifier node `node`, every
+ * sample, or at LM cut `at` (llm.h), every chunk. */
 struct cut {
-    int node;
-    int64_t floats;              /* per sample */
-    float *saved;                /* n_samples * floats; batch b from its first sample * floats */
-    int64_t benefit;             /* points starting here x nodes they skip */
+    int node;                    /* classifiers; LM: 2 * at.layer + at.ffn, for the order */
+    struct qllm_cut at;          /* LM */
+    int64_t floats;              /* per sample or chunk */
+    float *saved;                /* units * floats; batch b from its first sample * floats */
+    int64_t benefit;             /* points starting here x nodes or half-blocks they skip */
 };
 
 /* What every worker shares. */
@@ -55,6 +57,7 @@ struct sweep {
     /* classifiers */
     int64_t n_batches;
     struct qclass_metrics float_m;
+    /* saved cuts: classifiers and LMs */
     struct cut *cuts;
     int n_cuts;
     int *cut_nodes;              /* n_cuts */
@@ -376,13 +379,14 @@ static int eval_lm(struct worker *k, int64_t g, const float *const *wts, struct 
 {
     struct sweep *w = k->w;
     const struct qsweep_spec *s = w->s;
-    (void)g;
     /* one thread inside: the points already share out the cores */
     struct qlm_opts o = s->lm;
     o.threads = 1;
     struct qprogress p = {.cancel = w->cb ? w->cb->cancel : NULL};
-    return qlm_perplexity(w->m, wts, s->tokens->tokens, s->tokens->n, &o, &p, s->lm_ref_path,
-                          NULL, &r->lm, err);
+    const struct cut *c = w->group_cut && w->group_cut[g] >= 0 ? &w->cuts[w->group_cut[g]] : NULL;
+    struct qlm_cuts from = {.from = c ? &c->at : NULL, .x_from = c ? c->saved : NULL};
+    return qlm_perplexity_cut(w->m, wts, s->tokens->tokens, s->tokens->n, &o, &p, s->lm_ref_path,
+                              NULL, c ? &from : NULL, &r->lm, err);
 }
 
 /* Quantizes, evaluates and reports one point. -1 only for a fatal error. */
@@ -459,13 +463,39 @@ static int group_first_node(const struct sweep *w, int g)
     return first;
 }
 
+/* The LM cut where group g's tensors are first used, as a node number
+ * (2 * layer + ffn; below 1: nothing to skip). */
+static struct qllm_cut group_first_cut(const struct sweep *w, int g)
+{
+    const struct qsweep_group *gr = &w->s->groups[g];
+    struct qllm_cut first = {w->m->llm->c.n_layers + 1, 0};
+    for (int i = 0; i < gr->n_tensors; i++) {
+        struct qllm_cut c = qllm_first_use(w->m, gr->tensors[i]);
+        if (qllm_cut_cmp(c, first) < 0)
+            first = c;
+    }
+    return first;
+}
+
+/* The cut node where group g starts (classifier node or LM half-block). */
+static int group_cut_node(const struct sweep *w, int g)
+{
+    if (w->m->kind != QMODEL_LM)
+        return group_first_node(w, g);
+    struct qllm_cut c = group_first_cut(w, g);
+    return c.layer < 0 ? 0 : 2 * c.layer + c.ffn;
+}
+
 /* Picks the cuts worth saving within the byte budget, most useful first,
- * and allocates them. A cut that does not fit leaves its groups on full
- * passes: slower, never different. */
-static int plan_cuts(struct sweep *w, const struct qforward *f, qerr *err)
+ * and allocates them: units (samples or chunks) x floats_per_unit each. A
+ * cut that does not fit leaves its groups on full passes: slower, never
+ * different. f: the classifier's forward (for the sizes), else NULL. */
+static int plan_cuts(struct sweep *w, const struct qforward *f, int64_t units,
+                     int64_t lm_floats, qerr *err)
 {
     const struct qsweep_spec *s = w->s;
     const struct qmodel *m = w->m;
+    const int max_node = m->kind == QMODEL_LM ? 2 * m->llm->c.n_layers : m->n_nodes - 1;
     w->group_cut = malloc((size_t)s->n_groups * sizeof *w->group_cut);
     int *pending = calloc((size_t)s->n_groups, sizeof *pending);
     w->cuts = calloc((size_t)s->n_groups, sizeof *w->cuts);
@@ -478,22 +508,30 @@ static int plan_cuts(struct sweep *w, const struct qforward *f, qerr *err)
     int n = 0;
     for (int g = 0; g < s->n_groups; g++) {
         w->group_cut[g] = -1;
-        int node = group_first_node(w, g);
-        if (!pending[g] || node <= 0 || node >= m->n_nodes)
+        int node = group_cut_node(w, g);
+        if (!pending[g] || node <= 0 || node > max_node)
             continue;   /* a cut before the first node saves nothing */
         int c = 0;
         while (c < n && w->cuts[c].node != node)
             c++;
-        if (c == n)
-            w->cuts[n++] = (struct cut){.node = node, .floats = qforward_cut_floats(f, node)};
+        if (c == n) {
+            w->cuts[n] = (struct cut){.node = node};
+            if (m->kind == QMODEL_LM) {
+                w->cuts[n].at = (struct qllm_cut){node / 2, node % 2};
+                w->cuts[n].floats = lm_floats;
+            } else {
+                w->cuts[n].floats = qforward_cut_floats(f, node);
+            }
+            n++;
+        }
         w->cuts[c].benefit += (int64_t)pending[g] * node;
     }
     free(pending);
     qsort(w->cuts, (size_t)n, sizeof *w->cuts, cmp_benefit);
     size_t budget = s->cache_bytes ? s->cache_bytes : SWEEP_CACHE_BYTES, used = 0;
-    for (int c = 0; c < n; c++) {
+    for (int c = 0; c < n && c < QLM_MAX_CUTS; c++) {
         struct cut *cu = &w->cuts[c];
-        double bytes = (double)s->n_samples * (double)cu->floats * sizeof(float);
+        double bytes = (double)units * (double)cu->floats * sizeof(float);
         if (cu->floats <= 0 || bytes > (double)(budget - used))
             continue;
         cu->saved = malloc((size_t)bytes);
@@ -502,21 +540,71 @@ static int plan_cuts(struct sweep *w, const struct qforward *f, qerr *err)
     }
     /* keep the saved ones, in the order found */
     w->n_cuts = 0;
-    for (int c = 0; c < n; c++)
+    for (int c = 0; c < n; c++) {
         if (w->cuts[c].saved)
             w->cuts[w->n_cuts++] = w->cuts[c];
+    }
     w->cut_nodes = malloc((size_t)(w->n_cuts ? w->n_cuts : 1) * sizeof *w->cut_nodes);
     if (!w->cut_nodes)
         return qerr_set(err, "sweep: out of memory");
     for (int c = 0; c < w->n_cuts; c++)
         w->cut_nodes[c] = w->cuts[c].node;
     for (int g = 0; g < s->n_groups; g++) {
-        int node = group_first_node(w, g);
+        int node = group_cut_node(w, g);
         for (int c = 0; c < w->n_cuts; c++)
             if (w->cuts[c].node == node)
                 w->group_cut[g] = c;
     }
     return 0;
+}
+
+/* LM: one float pass (one thread, as every point's) saving every cut of
+ * every chunk. */
+static int save_lm_cuts(struct sweep *w, qerr *err)
+{
+    const struct qsweep_spec *s = w->s;
+    struct qllm_cut at[QLM_MAX_CUTS];
+    float *x[QLM_MAX_CUTS];
+    for (int c = 0; c < w->n_cuts; c++) {
+        at[c] = w->cuts[c].at;
+        x[c] = w->cuts[c].saved;
+    }
+    struct qlm_opts o = s->lm;
+    o.threads = 1;
+    struct qprogress p = {.cancel = w->cb ? w->cb->cancel : NULL};
+    struct qlm_cuts save = {.n_save = w->n_cuts, .save = at, .x_save = x};
+    struct qlm_metrics unused;
+    return qlm_perplexity_cut(w->m, NULL, s->tokens->tokens, s->tokens->n, &o, &p, NULL, NULL,
+                              &save, &unused, err);
+}
+
+static void *cuts_main(void *arg);
+static void run_workers(struct worker *ks, int n, void *(*fn)(void *));
+
+/* Saves the cuts prefix reuse starts points from (mode one). */
+static int prepare_cuts(struct sweep *w, struct worker *ks, int n, qerr *err)
+{
+    const struct qsweep_spec *s = w->s;
+    if (s->mode != QSWEEP_ONE || !s->prefix_reuse)
+        return 0;
+    if (w->m->kind == QMODEL_CLASSIFIER) {
+        if (plan_cuts(w, ks[0].f, s->n_samples, 0, err) < 0)
+            return -1;
+        if (w->n_cuts > 0) {
+            run_workers(ks, n < w->n_batches ? n : (int)w->n_batches, cuts_main);
+            atomic_store(&w->next, 0);
+        }
+        return 0;
+    }
+    int n_ctx;
+    int64_t n_chunks;
+    if (qlm_chunking(w->m, s->tokens->tokens, s->tokens->n, &s->lm, &n_ctx, &n_chunks, err) < 0 ||
+        plan_cuts(w, NULL, n_chunks, (int64_t)n_ctx * w->m->llm->c.dim, err) < 0)
+        return -1;
+    if (w->n_cuts == 0)
+        return 0;
+    int rc = save_lm_cuts(w, err);
+    return rc == QEVAL_CANCELLED ? 0 : rc;  /* cancelled: the points loop stops at once */
 }
 
 /* Float passes over batches handed out by w->next, saving every cut. */
@@ -665,14 +753,8 @@ int qsweep_run(const struct qsweep_spec *s, const struct qsweep_callbacks *cb, q
     /* each forward is single-threaded: the points share out the cores */
     blas = openblas_get_num_threads();
     openblas_set_num_threads(1);
-    if (w.m->kind == QMODEL_CLASSIFIER && s->mode == QSWEEP_ONE && s->prefix_reuse) {
-        if (plan_cuts(&w, ks[0].f, err) < 0)
-            goto out;
-        if (w.n_cuts > 0) {
-            run_workers(ks, n < w.n_batches ? n : (int)w.n_batches, cuts_main);
-            atomic_store(&w.next, 0);
-        }
-    }
+    if (prepare_cuts(&w, ks, n, err) < 0)
+        goto out;
     w.t0 = now_s();
     if (!should_stop(&w))
         run_workers(ks, n, points_main);

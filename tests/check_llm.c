@@ -543,6 +543,153 @@ START_TEST(split_between_threads)
 }
 END_TEST
 
+START_TEST(threads_same_to_the_bit)
+{
+    /* products go through OpenBLAS in fixed tiles of output features, so
+     * one thread and several give the very same floats */
+    struct tiny c = {64, 320, 2, 4, 2, 16, 300, 64, QLLM_LLAMA, QLLM_ROPE_INTERLEAVED, 0};
+    struct qmodel *m = tiny_valid(&c, 31);
+    int n = 64, V = c.vocab;
+    int32_t tok[64];
+    for (int i = 0; i < n; i++)
+        tok[i] = (i * 29 + 5) % V;
+    float *out[3];
+    for (int t = 0; t < 3; t++) {
+        struct qllm_state *s = NULL;
+        qerr err = {{0}};
+        ck_assert_int_eq(qllm_state_new_threads(m, n, t + 1, &s, &err), 0);
+        out[t] = malloc((size_t)n * V * sizeof(float));
+        ck_assert_msg(qllm_forward(s, NULL, tok, n, 0, 0, out[t], &err) == 0, "%s", err.msg);
+        qllm_state_free(s);
+    }
+    for (int t = 1; t < 3; t++)
+        ck_assert_msg(memcmp(out[0], out[t], (size_t)n * V * sizeof(float)) == 0,
+                      "%d threads differ from one", t + 1);
+    for (int t = 0; t < 3; t++)
+        free(out[t]);
+    qmodel_free(m);
+}
+END_TEST
+
+/* Saves every cut of a pass (logits from `from`), then resumes from each
+ * with another tensor's override after it: the logits equal a full pass
+ * with that override, to the bit. */
+static void cuts_resume(const struct tiny *c, int n, int from, uint32_t seed)
+{
+    struct qmodel *m = tiny_valid(c, seed);
+    const int V = c->vocab, L = c->layers, dim = c->dim, rows = n - from;
+    int32_t *tok = malloc((size_t)n * sizeof *tok);
+    for (int i = 0; i < n; i++)
+        tok[i] = (i * 11 + 7) % V;
+    struct qllm_cut cuts[2 * 8 + 1];
+    float *x[2 * 8 + 1];
+    int nc = 0;
+    for (int l = 0; l <= L; l++)
+        for (int f = 0; f <= (l < L); f++) {
+            cuts[nc] = (struct qllm_cut){l, f};
+            x[nc++] = calloc((size_t)n * dim, sizeof(float));
+        }
+    struct qllm_state *s = NULL;
+    qerr err = {{0}};
+    ck_assert_int_eq(qllm_state_new_threads(m, n, 2, &s, &err), 0);
+    float *full = malloc((size_t)rows * V * sizeof(float));
+    float *cut = malloc((size_t)rows * V * sizeof(float));
+    float *plain = malloc((size_t)rows * V * sizeof(float));
+    ck_assert_msg(qllm_forward_cut(s, NULL, tok, n, from, full, NULL, NULL, nc, cuts, x, &err) == 0,
+                  "%s", err.msg);
+    ck_assert_int_eq(qllm_forward(s, NULL, tok, n, 0, from, plain, &err), 0);
+    ck_assert(memcmp(full, plain, (size_t)rows * V * sizeof(float)) == 0);
+    /* the residual entering block 0 is the embedding */
+    for (int i = 0; i < n; i++)
+        ck_assert(memcmp(x[0] + (size_t)i * dim, m->tensors[m->llm->token_embd]->f32 +
+                         (size_t)tok[i] * dim, (size_t)dim * sizeof(float)) == 0);
+    /* an override used at or after each cut: ffn_down of the last block,
+     * or for the cut after it the output norm */
+    const int ts[2] = {m->llm->layers[L - 1].w_down, m->llm->output_norm};
+    float *w[2];
+    const float **wts[2];
+    for (int o = 0; o < 2; o++) {
+        const int64_t numel = m->tensors[ts[o]]->numel;
+        w[o] = malloc((size_t)numel * sizeof(float));
+        for (int64_t i = 0; i < numel; i++)
+            w[o][i] = m->tensors[ts[o]]->f32[i] * 0.75f;
+        wts[o] = calloc((size_t)m->n_tensors, sizeof *wts[o]);
+        wts[o][ts[o]] = w[o];
+    }
+    for (int k = 0; k < nc; k++) {
+        const float *const *wk = (const float *const *)wts[cuts[k].layer == L];
+        ck_assert_int_eq(qllm_forward(s, wk, tok, n, 0, from, full, &err), 0);
+        ck_assert_msg(qllm_forward_cut(s, wk, tok, n, from, cut, &cuts[k], x[k], 0, NULL, NULL,
+                                       &err) == 0, "%s", err.msg);
+        ck_assert_msg(memcmp(full, cut, (size_t)rows * V * sizeof(float)) == 0,
+                      "resumed at block %d%s: logits differ from a full pass", cuts[k].layer,
+                      cuts[k].ffn ? " (feed-forward)" : "");
+    }
+    /* after a resume the skipped layers' cache is stale: no call from pos > 0 */
+    ck_assert_int_eq(qllm_forward_cut(s, NULL, tok, n, from, cut, &cuts[2], x[2], 0, NULL, NULL,
+                                      &err), 0);
+    ck_assert_int_eq(qllm_forward(s, NULL, tok, 1, 1, 0, cut, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "start at 0"));
+    ck_assert_int_eq(qllm_forward(s, NULL, tok, n, 0, from, cut, &err), 0);
+    ck_assert_int_eq(qllm_forward(s, NULL, tok, 1, n - 1, 0, cut, &err), 0);
+    /* cuts that do not exist */
+    struct qllm_cut bad[] = {{-1, 0}, {L, 1}, {L + 1, 0}, {0, 2}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        ck_assert_int_eq(qllm_forward_cut(s, NULL, tok, n, from, cut, &bad[k], x[0], 0, NULL,
+                                          NULL, &err), -1);
+        ck_assert_int_eq(qllm_forward_cut(s, NULL, tok, n, from, cut, NULL, NULL, 1, &bad[k], x,
+                                          &err), -1);
+    }
+    ck_assert_int_eq(qllm_forward_cut(s, NULL, tok, n, from, cut, &cuts[1], NULL, 0, NULL, NULL,
+                                      &err), -1);
+    qllm_state_free(s);
+    for (int k = 0; k < nc; k++)
+        free(x[k]);
+    for (int o = 0; o < 2; o++) {
+        free(wts[o]);
+        free(w[o]);
+    }
+    free(full);
+    free(cut);
+    free(plain);
+    free(tok);
+    qmodel_free(m);
+}
+
+START_TEST(cuts_resume_to_the_bit)
+{
+    struct tiny big = {64, 320, 3, 4, 2, 16, 300, 64, QLLM_QWEN2, QLLM_ROPE_HALF, 1};
+    cuts_resume(&TINY, 16, 8, 3);
+    cuts_resume(&big, 64, 32, 4);
+    cuts_resume(&big, 63, 0, 5);
+    /* slices: 600 positions go through in slices of 512 */
+    struct tiny long_ctx = TINY;
+    long_ctx.ctx = 700;
+    cuts_resume(&long_ctx, 600, 300, 6);
+}
+END_TEST
+
+START_TEST(first_use_of_tensors)
+{
+    struct tiny c = TINY;
+    c.untied = 1;
+    struct qmodel *m = tiny_valid(&c, 8);
+    const struct qllm *l = m->llm;
+    struct qllm_cut u = qllm_first_use(m, l->token_embd);
+    ck_assert_int_eq(u.layer, -1);
+    u = qllm_first_use(m, l->layers[1].wv);
+    ck_assert(u.layer == 1 && u.ffn == 0);
+    u = qllm_first_use(m, l->layers[0].w_up);
+    ck_assert(u.layer == 0 && u.ffn == 1);
+    u = qllm_first_use(m, l->output);
+    ck_assert(u.layer == c.layers && u.ffn == 0);
+    ck_assert(qllm_cut_cmp((struct qllm_cut){0, 1}, (struct qllm_cut){1, 0}) < 0);
+    ck_assert(qllm_cut_cmp((struct qllm_cut){1, 1}, (struct qllm_cut){1, 0}) > 0);
+    ck_assert_int_eq(qllm_cut_cmp((struct qllm_cut){2, 0}, (struct qllm_cut){2, 0}), 0);
+    qmodel_free(m);
+}
+END_TEST
+
 START_TEST(scored_half_same_to_the_bit)
 {
     /* perplexity asks for the logits of a chunk's second half (from n/2):
@@ -1554,6 +1701,9 @@ int main(void)
     tcase_add_test(tc, last_only_is_last_row);
     tcase_add_test(tc, logits_from_writes_rows_compactly);
     tcase_add_test(tc, scored_half_same_to_the_bit);
+    tcase_add_test(tc, threads_same_to_the_bit);
+    tcase_add_test(tc, cuts_resume_to_the_bit);
+    tcase_add_test(tc, first_use_of_tensors);
     tcase_add_test(tc, attention_row_blocks);
     tcase_add_test(tc, long_prompt_in_slices);
     tcase_add_test(tc, weights_override);
