@@ -29,7 +29,11 @@ static const char sweep_help[] =
     "                  role (LM attn_q... across blocks / classifier op), or\n"
     "                  ';'-separated globs, one group each\n"
     "  --metric M      classifiers: cross_entropy (default), top1, kld_mean;\n"
-    "                  language models: kld_mean (default), ppl, kld_p99, same_top\n"
+    "                  language models: kld_mean (default), ppl, kld_p99, same_top;\n"
+    "                  cheap proxies (mode one, no evaluation): weight_sqnr (the\n"
+    "                  group's weights against float), output_sqnr (each layer the\n"
+    "                  group starts, alone, on a calibration batch of float inputs);\n"
+    "                  their change is the noise-to-signal ratio, 10^(-SQNR/10)\n"
     "  --no-prefix     naive full passes (prefix reuse is on by default)\n"
     "Data options as for qlab eval. Ctrl-C cancels; the points done stay.\n";
 

@@ -103,7 +103,8 @@ struct sweep_ctx {
     struct wb *w;
     int64_t id;
     int n_groups, n_schemes;
-    unsigned char *done;         /* n_groups x n_schemes, points already stored */
+    unsigned char *done;         /* n_groups x n_schemes, points already stored: 1 done, 2 failed */
+    int proxy;                   /* a proxy metric: no model metrics */
     int64_t n_done, n_failed, n_run;
     const struct qprogress *progress;
     pthread_mutex_t lock;
@@ -112,13 +113,18 @@ struct sweep_ctx {
 static int cb_is_done(void *ctx, int64_t g, int64_t s)
 {
     struct sweep_ctx *c = ctx;
-    return c->done[g * c->n_schemes + s];
+    return c->done[g * c->n_schemes + s] != 0;
 }
 
 static char *result_json(const struct sweep_ctx *c, const struct qsweep_result *r)
 {
     cJSON *o = cJSON_CreateObject();
-    if (c->w->model->kind == QMODEL_LM) {
+    if (c->proxy) {
+        /* infinite SQNR (no error at all) is stored as null */
+        cJSON_AddNumberToObject(o, "sqnr_db", r->proxy.sqnr_db);
+        cJSON_AddNumberToObject(o, "mse", r->proxy.mse);
+        cJSON_AddNumberToObject(o, "nsr", r->proxy.nsr);
+    } else if (c->w->model->kind == QMODEL_LM) {
         const struct qlm_metrics *m = &r->lm;
         cJSON_AddNumberToObject(o, "ppl", m->ppl);
         cJSON_AddNumberToObject(o, "ln_ppl_ratio", m->ln_ppl_ratio);
@@ -243,8 +249,13 @@ static int setup(struct wb *w, const struct sweep_params *in, const char *scheme
     if (!qsweep_metric_valid(m->kind, metric))
         return qerr_set(err, "metric '%s' does not apply to %s models (%s)", metric,
                         m->kind == QMODEL_LM ? "language" : "classifier",
-                        m->kind == QMODEL_LM ? "kld_mean, ppl, kld_p99, same_top"
-                                             : "cross_entropy, top1, kld_mean");
+                        m->kind == QMODEL_LM
+                            ? "kld_mean, ppl, kld_p99, same_top, weight_sqnr, output_sqnr"
+                            : "cross_entropy, top1, kld_mean, weight_sqnr, output_sqnr");
+    if (qsweep_metric_is_proxy(metric) && mode != QSWEEP_ONE)
+        return qerr_set(err, "metric %s measures one group at a time: use --mode one", metric);
+    /* proxies compare weights or single layers: no float reference pass */
+    const int proxy = qsweep_metric_is_proxy(metric);
     if (parse_schemes(w, schemes, &s->schemes, err) < 0)
         return -1;
     grouping_of(group, &gk, &globs);
@@ -264,11 +275,11 @@ static int setup(struct wb *w, const struct sweep_params *in, const char *scheme
         struct qlm_metrics fm;
         double secs;
         if (wbi_lm_prepare(w, in->data, in->n_ctx, in->n_chunks, 0, &sp->lm, &chunks, err) < 0 ||
-            wbi_lm_reference(w, &sp->lm, progress, s->ref_path, sizeof s->ref_path, &computed,
-                             &fm, &secs, err) != 0)
+            (!proxy && wbi_lm_reference(w, &sp->lm, progress, s->ref_path, sizeof s->ref_path,
+                                        &computed, &fm, &secs, err) != 0))
             goto fail;
         sp->tokens = w->lm_data;
-        sp->lm_ref_path = s->ref_path;
+        sp->lm_ref_path = proxy ? NULL : s->ref_path;
         s->params.n_ctx = sp->lm.n_ctx;
         s->params.n_chunks = sp->lm.n_chunks;
         s->data_abs = wbi_abspath(w->lm_data->path);
@@ -286,7 +297,8 @@ static int setup(struct wb *w, const struct sweep_params *in, const char *scheme
         if (wbi_load_data(w, data, labels, err) < 0 || qeval_check(m, w->data, err) < 0)
             goto fail;
         int64_t n = in->limit > 0 && in->limit < w->data->n ? in->limit : w->data->n;
-        if (wbi_reference_logits(w, 0, threads, progress, n, &s->ref_logits, &secs, err) != 0)
+        if (!proxy &&
+            wbi_reference_logits(w, 0, threads, progress, n, &s->ref_logits, &secs, err) != 0)
             goto fail;
         sp->data = w->data;
         sp->n_samples = n;
@@ -310,9 +322,11 @@ static int run_points(struct wb *w, int64_t id, struct sweep_setup *s, unsigned 
                       const struct qprogress *progress, struct wb_sweep_outcome *o, qerr *err)
 {
     struct sweep_ctx c = {.w = w, .id = id, .n_groups = s->n_groups,
-                          .n_schemes = s->schemes.n, .done = done, .progress = progress};
+                          .n_schemes = s->schemes.n, .done = done, .progress = progress,
+                          .proxy = qsweep_metric_is_proxy(s->spec.metric)};
     for (int64_t i = 0; i < (int64_t)s->n_groups * s->schemes.n; i++)
-        c.n_done += done[i];
+        if (done[i])
+            *(done[i] == 2 ? &c.n_failed : &c.n_done) += 1;
     pthread_mutex_init(&c.lock, NULL);
     struct qsweep_callbacks cb = {.ctx = &c, .is_done = cb_is_done, .on_point = cb_point,
                                   .on_failed = cb_failed,
@@ -517,7 +531,8 @@ int wb_sweep_resume(struct wb *w, int64_t id, int threads, const struct qprogres
     }
     for (int i = 0; i < npts; i++)
         if (pts[i].group < s.n_groups && pts[i].scheme < s.schemes.n)
-            done[pts[i].group * s.schemes.n + pts[i].scheme] = 1;
+            done[pts[i].group * s.schemes.n + pts[i].scheme] =
+                pts[i].status && strcmp(pts[i].status, "failed") == 0 ? 2 : 1;
     rc = run_points(w, id, &s, done, p, o, err);
 out:
     cJSON_Delete(params);
@@ -667,20 +682,21 @@ static double measured_change(const char *metric, const struct wb_eval_outcome *
     return m->cross_entropy - f->cross_entropy;
 }
 
-/* Which front points to verify: the optimum, then points spread evenly. */
+/* Which front points to verify: the optimum, then K - 1 cheaper front
+ * points below it, spread over the top quarter of the front within the
+ * budget: the candidates a user would pick from once measured (points
+ * above the budget are not eligible, and far cheaper ones lose anyway). */
 static int pick_verify(const struct qsearch_front *f, int k, int *out)
 {
     int n = 0;
-    if (f->optimum >= 0 && k > 0)
-        out[n++] = f->optimum;
-    for (int i = 0; n < k && i < k * 2 && f->n > 1; i++) {
-        int idx = (int)((int64_t)i * (f->n - 1) / (k > 1 ? k - 1 : 1));
-        int dup = 0;
-        for (int j = 0; j < n; j++)
-            dup |= out[j] == idx;
-        if (!dup && idx < f->n)
-            out[n++] = idx;
-    }
+    if (f->optimum < 0 || k < 1)
+        return 0;
+    out[n++] = f->optimum;
+    int stride = k > 1 ? f->optimum / (4 * (k - 1)) : 1;
+    if (stride < 1)
+        stride = 1;
+    for (int idx = f->optimum - stride; n < k && idx >= 0; idx -= stride)
+        out[n++] = idx;
     return n;
 }
 
@@ -703,6 +719,11 @@ int wb_search(struct wb *w, const struct wb_search_request *r, int64_t *search_i
     if (strcmp(sw->mode, "one") != 0) {
         qerr_set(err, "sweep %lld is leave-one-out: a search needs a one-at-a-time sweep",
                  (long long)sw->id);
+        goto out;
+    }
+    if (r->verify > 0 && qsweep_metric_is_proxy(sw->metric)) {
+        qerr_set(err, "sweep %lld measured %s, a proxy no run reports: --verify needs a sweep "
+                 "of a measured metric", (long long)sw->id, sw->metric);
         goto out;
     }
     uint64_t budget = 0;

@@ -473,3 +473,18 @@ int qforward_run_from(struct qforward *f, const float *const *weights, int first
     copy_output(f, n, out);
     return 0;
 }
+
+int qforward_node_output(struct qforward *f, const float *const *weights, int node,
+                         const float *saved, int n, float *out, qerr *err)
+{
+    const struct qmodel *m = f->m;
+    if (check_batch(f, n, err) < 0)
+        return -1;
+    if (node < 0 || node >= m->n_nodes)
+        return qerr_set(err, "%s: node %d; the graph has nodes 0 to %d", model_src(m), node,
+                        m->n_nodes - 1);
+    cut_copy(f, node, n, NULL, saved);
+    run_node(f, weights, node, n);
+    memcpy(out, value_buf(f, node), (size_t)n * (size_t)m->nodes[node].out_numel * sizeof *out);
+    return 0;
+}

@@ -36,6 +36,12 @@ int qforward_run_capture(struct qforward *f, const float *const *weights, const 
                          int n, float *out, int n_cuts, const int *cuts, float *const *saved,
                          qerr *err);
 
+/* Restores the cut before `node` saved for n samples, runs that node alone
+ * with weights, and copies its output (n x out_numel floats) into out: a
+ * layer's output on float inputs, for layer-output proxies. */
+int qforward_node_output(struct qforward *f, const float *const *weights, int node,
+                         const float *saved, int n, float *out, qerr *err);
+
 /* Restores a cut saved for n samples and runs nodes first..end with weights. */
 int qforward_run_from(struct qforward *f, const float *const *weights, int first,
                       const float *saved, int n, float *out, qerr *err);

@@ -121,6 +121,14 @@ struct qllm_cut qllm_first_use(const struct qmodel *m, int t);
 /* <0, 0, >0 as a comes before, with, after b in the pass */
 int qllm_cut_cmp(struct qllm_cut a, struct qllm_cut b);
 
+/* One half-block alone, for layer-output proxies: the residual rows x_in
+ * (n x dim, positions 0..n-1) at cut `at` (a block's attention, ffn 0, or
+ * its feed-forward, ffn 1) through that half-block into x_out; the
+ * branch's output is x_out - x_in. Leaves the KV cache stale (the next
+ * forward starts at position 0). */
+int qllm_half_block(struct qllm_state *s, const float *const *weights, int n,
+                    struct qllm_cut at, const float *x_in, float *x_out, qerr *err);
+
 /* qllm_forward from position 0, resuming at a cut and/or saving cuts.
  * from (NULL: from the embedding): x_from holds the n x dim residual rows
  * at that cut from a pass of the same tokens; the blocks before it are

@@ -809,7 +809,8 @@ static void ffn_rows(struct qllm_state *s, int l, int g0, int g1)
  * layer l, once their k and v are in the cache: q (unless q_done),
  * attention, w_o, the feed-forward. Every buffer is used at the rows'
  * own offsets, so groups of one slice leave each other's rows alone. */
-static void layer_rows(struct qllm_state *s, int l, int p0, int g0, int g1, int q_done)
+static void layer_rows(struct qllm_state *s, int l, int p0, int g0, int g1, int q_done,
+                       int with_ffn)
 {
     const struct qllm_config *c = &s->c;
     const struct layer_w *w = &s->lw[l];
@@ -835,7 +836,8 @@ static void layer_rows(struct qllm_state *s, int l, int p0, int g0, int g1, int 
     mm(s, xo, dim, att, n, q_dim, w->wo, dim);
     residual_add(x, xo, (size_t)n * dim);
     save_rows(s, l, 1, g0, g1);
-    ffn_rows(s, l, g0, g1);
+    if (with_ffn)
+        ffn_rows(s, l, g0, g1);
 }
 
 /* The row groups of a slice of nb rows that go through the last layer
@@ -859,7 +861,7 @@ static int row_groups(int nb, int r0, int g[2][2])
  * their residuals. Every position's k and v go to the cache; the last
  * layer takes on only rows r0..nb-1 (in row_groups), as the others would
  * only feed logits nobody asked for. */
-static void layer_forward(struct qllm_state *s, int l, int nb, int p0, int r0)
+static void layer_forward(struct qllm_state *s, int l, int nb, int p0, int r0, int with_ffn)
 {
     const struct qllm_config *c = &s->c;
     const struct layer_w *w = &s->lw[l];
@@ -882,12 +884,12 @@ static void layer_forward(struct qllm_state *s, int l, int nb, int p0, int r0)
         qllm_rope_row(krow + (size_t)i * kv_dim, c->n_kv_heads, hd, s->rope + (size_t)i * hd,
                       c->rope);
     if (!last) {
-        layer_rows(s, l, p0, 0, nb, 1);
+        layer_rows(s, l, p0, 0, nb, 1, with_ffn);
         return;
     }
     int g[2][2];
     for (int k = 0, n = row_groups(nb, r0, g); k < n; k++)
-        layer_rows(s, l, p0, g[k][0], g[k][1], 0);
+        layer_rows(s, l, p0, g[k][0], g[k][1], 0, with_ffn);
 }
 
 /* Layer l's feed-forward alone, resuming at its cut: the rows
@@ -966,7 +968,7 @@ static int forward(struct qllm_state *s, const float *const *weights, const int3
         if (from && from->ffn)
             layer_ffn_only(s, l++, nb, r0);
         for (; l < s->c.n_layers; l++)
-            layer_forward(s, l, nb, p0, r0);
+            layer_forward(s, l, nb, p0, r0, 1);
         save_rows(s, s->c.n_layers, 0, r0, nb);
         int g[2][2];
         for (int k = 0, ng = row_groups(nb, r0, g); k < ng; k++)
@@ -1007,6 +1009,41 @@ int qllm_forward_cut(struct qllm_state *s, const float *const *weights, const in
     int rc = forward(s, weights, tokens, n, 0, logits_from, logits, from, x_from, err);
     s->n_save = 0;
     return rc;
+}
+
+int qllm_half_block(struct qllm_state *s, const float *const *weights, int n,
+                    struct qllm_cut at, const float *x_in, float *x_out, qerr *err)
+{
+    if (!s)
+        return qerr_set(err, "qllm_half_block: no state");
+    const char *src = model_src(s->m);
+    const int dim = s->c.dim;
+    if (n <= 0 || n > s->n_ctx || !x_in || !x_out)
+        return qerr_set(err, "%s: half-block over %d positions (context %d): need rows in and out",
+                        src, n, s->n_ctx);
+    if (at.layer < 0 || at.layer >= s->c.n_layers || at.ffn < 0 || at.ffn > 1)
+        return qerr_set(err, "%s: no half-block at layer %d", src, at.layer);
+    if (resolve_weights(s, weights, err) != 0)
+        return -1;
+    const int blas_threads = openblas_get_num_threads();
+    if (blas_threads != 1)
+        openblas_set_num_threads(1);
+    s->n_save = 0;
+    s->stale = 1;   /* the other layers' KV cache is not written */
+    for (int b0 = 0; b0 < n; b0 += s->nb_max) {
+        const int nb = n - b0 < s->nb_max ? n - b0 : s->nb_max;
+        memcpy(s->x, x_in + (size_t)b0 * dim, (size_t)nb * dim * sizeof(float));
+        qllm_rope_table(s->rope, b0, nb, s->c.head_dim, s->c.rope_theta);
+        s->b0 = b0;
+        if (at.ffn)
+            layer_ffn_only(s, at.layer, nb, 0);
+        else
+            layer_forward(s, at.layer, nb, b0, 0, 0);
+        memcpy(x_out + (size_t)b0 * dim, s->x, (size_t)nb * dim * sizeof(float));
+    }
+    if (blas_threads != 1)
+        openblas_set_num_threads(blas_threads);
+    return 0;
 }
 
 struct qllm_cut qllm_first_use(const struct qmodel *m, int t)

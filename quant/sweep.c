@@ -21,7 +21,8 @@
 
 /* ---- types --------------------------------------------------------------------- */
 
-enum metric { M_CROSS_ENTROPY, M_TOP1, M_KLD_MEAN, M_PPL, M_KLD_P99, M_SAME_TOP };
+enum metric { M_CROSS_ENTROPY, M_TOP1, M_KLD_MEAN, M_PPL, M_KLD_P99, M_SAME_TOP, M_WEIGHT_SQNR,
+              M_OUTPUT_SQNR };
 
 /* A cut: the float activations before classifier node `node`, every
  * sample, or at LM cut `at` (llm.h), every chunk. */
@@ -62,6 +63,7 @@ struct sweep {
     int n_cuts;
     int *cut_nodes;              /* n_cuts */
     int *group_cut;              /* n_groups: index into cuts, or -1 (full passes) */
+    struct qsweep_proxy_cal *cal; /* output_sqnr */
 };
 
 /* One thread's own state. */
@@ -72,6 +74,7 @@ struct worker {
     float *logits;               /* classifiers: n_samples x classes */
     float **cut_ptrs;            /* n_cuts: where a batch's cuts go while saving */
     struct qpipeline **config;   /* n_tensors: the point's assignment */
+    struct qsweep_proxy_scratch *proxy;
 };
 
 static double now_s(void)
@@ -131,6 +134,10 @@ static int metric_of(const struct qmodel *m, const char *name, enum metric *out,
         {"ppl", QMODEL_LM, M_PPL},
         {"kld_p99", QMODEL_LM, M_KLD_P99},
         {"same_top", QMODEL_LM, M_SAME_TOP},
+        {"weight_sqnr", QMODEL_CLASSIFIER, M_WEIGHT_SQNR},
+        {"weight_sqnr", QMODEL_LM, M_WEIGHT_SQNR},
+        {"output_sqnr", QMODEL_CLASSIFIER, M_OUTPUT_SQNR},
+        {"output_sqnr", QMODEL_LM, M_OUTPUT_SQNR},
     };
     if (!name)
         name = qsweep_default_metric(m->kind);
@@ -141,8 +148,9 @@ static int metric_of(const struct qmodel *m, const char *name, enum metric *out,
         }
     return qerr_set(err, "sweep: metric '%s' does not apply to %s models (%s)", name,
                     m->kind == QMODEL_LM ? "language" : "classifier",
-                    m->kind == QMODEL_LM ? "kld_mean, ppl, kld_p99, same_top"
-                                         : "cross_entropy, top1, kld_mean");
+                    m->kind == QMODEL_LM
+                        ? "kld_mean, ppl, kld_p99, same_top, weight_sqnr, output_sqnr"
+                        : "cross_entropy, top1, kld_mean, weight_sqnr, output_sqnr");
 }
 
 /* Groups hold valid, distinct weight tensors; group_of is filled. */
@@ -186,11 +194,11 @@ static int check_data(struct sweep *w, qerr *err)
             return qerr_set(err, "sweep: %s: a language model without its architecture", m->name);
         if (!s->tokens || !s->tokens->tokens)
             return qerr_set(err, "sweep: no tokens to evaluate %s on", m->name);
-        if (!s->lm_ref_path)
+        if (!s->lm_ref_path && w->metric != M_OUTPUT_SQNR)
             return qerr_set(err, "sweep: no float reference file for %s", m->name);
         return 0;
     }
-    if (!s->data || !s->ref_logits)
+    if (!s->data || (!s->ref_logits && w->metric != M_OUTPUT_SQNR))
         return qerr_set(err, "sweep: a classifier needs its data and the float reference logits");
     if (s->n_samples < 1 || s->n_samples > s->data->n)
         return qerr_set(err, "%s: a sweep over %lld samples; the dataset has %lld", s->data->path,
@@ -199,8 +207,9 @@ static int check_data(struct sweep *w, qerr *err)
         return -1;
     w->n_batches = (s->n_samples + SWEEP_BATCH - 1) / SWEEP_BATCH;
     /* the float model's metrics, against itself */
-    qmetrics_classify(s->ref_logits, s->ref_logits, s->data->labels, s->n_samples, m->n_classes,
-                      &w->float_m);
+    if (s->ref_logits)
+        qmetrics_classify(s->ref_logits, s->ref_logits, s->data->labels, s->n_samples,
+                          m->n_classes, &w->float_m);
     return 0;
 }
 
@@ -238,8 +247,14 @@ static int check_spec(struct sweep *w, qerr *err)
     if (s->n_groups < 1 || !s->groups || s->n_schemes < 1 || !s->schemes)
         return qerr_set(err, "sweep: %d groups and %d schemes: need at least one of each",
                         s->n_groups, s->n_schemes);
-    if (metric_of(w->m, s->metric, &w->metric, err) < 0 || check_groups(w, err) < 0 ||
-        check_data(w, err) < 0 || configure_schemes(w, err) < 0)
+    if (metric_of(w->m, s->metric, &w->metric, err) < 0)
+        return -1;
+    const int proxy = w->metric == M_WEIGHT_SQNR || w->metric == M_OUTPUT_SQNR;
+    if (proxy && s->mode != QSWEEP_ONE)
+        return qerr_set(err, "sweep: %s measures one group at a time: use mode one",
+                        s->metric);
+    if (check_groups(w, err) < 0 || (w->metric != M_WEIGHT_SQNR && check_data(w, err) < 0) ||
+        configure_schemes(w, err) < 0)
         return -1;
     return 0;
 }
@@ -297,6 +312,9 @@ static double change_of(const struct sweep *w, const struct qsweep_result *r)
         return r->lm.kld_p99;
     case M_SAME_TOP:
         return 100.0 - r->lm.same_top_pct;
+    case M_WEIGHT_SQNR:
+    case M_OUTPUT_SQNR:
+        return r->proxy.nsr;
     }
     return 0;
 }
@@ -412,7 +430,13 @@ static int run_point(struct worker *k, int64_t p)
     for (int t = 0; t < m->n_tensors; t++)
         if (takes_scheme(w, t, g))
             r.bits += qw.t[t].bits;
-    int rc = m->kind == QMODEL_LM ? eval_lm(k, g, qw.ptrs, &r, &err)
+    int rc;
+    if (w->metric == M_WEIGHT_SQNR)
+        rc = qsweep_proxy_weights(s, g, qw.ptrs, &r.proxy);
+    else if (w->metric == M_OUTPUT_SQNR)
+        rc = qsweep_proxy_outputs(w->cal, &k->proxy, s, g, qw.ptrs, &r.proxy, &err);
+    else
+        rc = m->kind == QMODEL_LM ? eval_lm(k, g, qw.ptrs, &r, &err)
                                   : eval_classifier(k, g, qw.ptrs, &r, &err);
     qweights_clear(&qw);
     if (rc == QEVAL_CANCELLED)
@@ -585,7 +609,9 @@ static void run_workers(struct worker *ks, int n, void *(*fn)(void *));
 static int prepare_cuts(struct sweep *w, struct worker *ks, int n, qerr *err)
 {
     const struct qsweep_spec *s = w->s;
-    if (s->mode != QSWEEP_ONE || !s->prefix_reuse)
+    if (w->metric == M_OUTPUT_SQNR)
+        return qsweep_proxy_prepare(s, &w->cal, err);
+    if (w->metric == M_WEIGHT_SQNR || s->mode != QSWEEP_ONE || !s->prefix_reuse)
         return 0;
     if (w->m->kind == QMODEL_CLASSIFIER) {
         if (plan_cuts(w, ks[0].f, s->n_samples, 0, err) < 0)
@@ -643,6 +669,7 @@ static void workers_free(struct worker *ks, int n)
         free(ks[i].logits);
         free(ks[i].cut_ptrs);
         free(ks[i].config);
+        qsweep_proxy_scratch_free(ks[i].proxy);
     }
     free(ks);
 }
@@ -660,7 +687,7 @@ static int workers_new(struct sweep *w, int n, struct worker **out, qerr *err)
         k->cut_ptrs = calloc((size_t)w->s->n_groups, sizeof *k->cut_ptrs);
         if (!k->config || !k->cut_ptrs)
             goto oom;
-        if (m->kind == QMODEL_LM)
+        if (m->kind == QMODEL_LM || w->metric == M_WEIGHT_SQNR || w->metric == M_OUTPUT_SQNR)
             continue;
         int batch = w->s->n_samples < SWEEP_BATCH ? (int)w->s->n_samples : SWEEP_BATCH;
         k->logits = malloc((size_t)w->s->n_samples * (size_t)m->n_classes * sizeof *k->logits);
@@ -707,6 +734,7 @@ static void sweep_clear(struct sweep *w)
     free(w->cut_nodes);
     free(w->group_cut);
     qdeq_cache_free(w->own_cache);
+    qsweep_proxy_cal_free(w->cal);
 }
 
 /* The tensors of every group once, in float bytes: what loo keeps quantized. */

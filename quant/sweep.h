@@ -62,6 +62,14 @@ int qsweep_groups(const struct qmodel *m, enum qsweep_grouping g, const char *gl
                   struct qsweep_group **out, int *n, qerr *err);
 void qsweep_groups_free(struct qsweep_group *g, int n);
 
+/* A proxy point: error against float over the group's weights
+ * (weight_sqnr) or its layers' outputs on calibration data (output_sqnr).
+ * nsr = sum of squared errors / sum of squared signal, the point's change;
+ * sqnr_db = -10 log10(nsr); mse per element. */
+struct qsweep_proxy {
+    double nsr, sqnr_db, mse;
+};
+
 /* The metric of a point, beside all the others it measured. */
 struct qsweep_result {
     int64_t group, scheme;     /* indices */
@@ -70,13 +78,17 @@ struct qsweep_result {
     double change;             /* chosen metric minus its float value */
     struct qclass_metrics cls; /* classifiers */
     struct qlm_metrics lm;     /* language models */
+    struct qsweep_proxy proxy; /* proxy metrics */
     double seconds;
 };
 
 /* What a sweep measures. Classifier metrics: "cross_entropy" (default),
  * "top1" (the change counts a drop as positive), "kld_mean". Language
  * models: "kld_mean" (default), "ppl", "kld_p99", "same_top" (a drop counts
- * as positive). */
+ * as positive). Both, cheap proxies with no evaluation (mode one only):
+ * "weight_sqnr" and "output_sqnr" (struct qsweep_proxy; the change is the
+ * noise-to-signal ratio). */
+int qsweep_metric_is_proxy(const char *metric);
 int qsweep_metric_valid(enum qmodel_kind kind, const char *metric);
 const char *qsweep_default_metric(enum qmodel_kind kind);
 

@@ -25,8 +25,15 @@ const char *qsweep_grouping_name(enum qsweep_grouping g)
     return (unsigned)g < QSWEEP_GROUPING_COUNT ? names[g] : "?";
 }
 
-static const char *const classifier_metrics[] = {"cross_entropy", "top1", "kld_mean", NULL};
-static const char *const lm_metrics[] = {"kld_mean", "ppl", "kld_p99", "same_top", NULL};
+static const char *const classifier_metrics[] = {"cross_entropy", "top1", "kld_mean",
+                                                  "weight_sqnr", "output_sqnr", NULL};
+static const char *const lm_metrics[] = {"kld_mean", "ppl", "kld_p99", "same_top",
+                                          "weight_sqnr", "output_sqnr", NULL};
+
+int qsweep_metric_is_proxy(const char *metric)
+{
+    return metric && (!strcmp(metric, "weight_sqnr") || !strcmp(metric, "output_sqnr"));
+}
 
 int qsweep_metric_valid(enum qmodel_kind kind, const char *metric)
 {

@@ -638,6 +638,26 @@ START_TEST(sweep_search_and_verify)
     ck_assert_int_eq(qlab(db, "sweeps list", &out, &err), 0);
     ck_assert_ptr_nonnull(strstr(out, "digits-cnn"));
     free(out), free(err);
+    /* proxies: SQNR in the metrics, more bits more SQNR; no --verify of them */
+    r = qlab_json(db, "sweep " CNN " --schemes 'int:bits=2;int:bits=8' --metric output_sqnr --json");
+    ck_assert_str_eq(str(r, "metric"), "output_sqnr");
+    cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(r, "groups"))
+    {
+        const cJSON *pts = cJSON_GetObjectItemCaseSensitive(g, "points");
+        const cJSON *m2 = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(pts, 0), "metrics");
+        const cJSON *m8 = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(pts, 1), "metrics");
+        ck_assert_msg(num(m8, "sqnr_db") > num(m2, "sqnr_db") + 20, "%s", str(g, "name"));
+    }
+    id = (int64_t)num(r, "id");
+    cJSON_Delete(r);
+    snprintf(args, sizeof args, "search %lld --budget 6bpw --verify 1", (long long)id);
+    ck_assert_int_eq(qlab(db, args, &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "a proxy no run reports"));
+    free(out), free(err);
+    ck_assert_int_eq(qlab(db, "sweep " CNN " --schemes 'int:bits=2' --metric weight_sqnr --mode loo",
+                          &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "one group at a time"));
+    free(out), free(err);
 }
 END_TEST
 

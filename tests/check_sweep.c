@@ -1039,17 +1039,22 @@ static void lm_reference(struct lm *x, const char *name)
     x->h = host_new(NULL);
 }
 
+/* n pseudo-random ids of the tiny vocabulary as the model's data */
+static void random_tokens(struct lm *x, int32_t *toks, int n, uint32_t seed)
+{
+    for (int i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        toks[i] = (int32_t)((seed >> 16) % VOCAB);
+    }
+    x->data.tokens = toks;
+    x->data.n = n;
+}
+
 START_TEST(test_lm_tiny)
 {
     struct lm x = {.m = tiny_lm(), .o = {.n_ctx = 16, .n_chunks = 3, .threads = 1}};
     int32_t toks[64];
-    uint32_t seed = 99;
-    for (int i = 0; i < 64; i++) {
-        seed = seed * 1103515245u + 12345u;
-        toks[i] = (int32_t)((seed >> 16) % VOCAB);
-    }
-    x.data.tokens = toks;
-    x.data.n = 64;
+    random_tokens(&x, toks, 64, 99u);
     lm_reference(&x, "tiny.ref");
     struct qsweep_group *g;
     int ng;
@@ -1102,6 +1107,144 @@ START_TEST(test_lm_tiny)
                            "blk.0.ffn_gate.weight=int:bits=2;blk.0.ffn_up.weight=int:bits=2;"
                            "blk.0.ffn_down.weight=int:bits=2");
     free(text);
+    qsweep_groups_free(g, ng);
+    qhost_free(x.h);
+    qmodel_free(x.m);
+}
+END_TEST
+
+/* Weights of one point's recipe, dequantized through the ordinary path. */
+static void point_weights(const struct qmodel *m, const struct qplugin_host *h,
+                          const struct qsweep_spec *s, int64_t g, int64_t sc, struct qweights *w)
+{
+    char *text = qsweep_point_recipe(s, g, sc);
+    struct qrecipe rec;
+    struct qassign a;
+    qerr err;
+    ck_assert_msg(qrecipe_parse(text, &rec, &err) == 0, "%s: %s", text, err.msg);
+    ck_assert_msg(qassign_resolve(&rec, m, h, &a, &err) == 0, "%s: %s", text, err.msg);
+    ck_assert_msg(qweights_build(m, &a, NULL, NULL, NULL, w, &err) == 0, "%s", err.msg);
+    qassign_clear(&a);
+    qrecipe_clear(&rec);
+    free(text);
+}
+
+/* Proxies: weight SQNR by hand; the output error of a half-block against
+ * a pass from its cut (qllm_forward_cut, tested against full passes);
+ * float is error-free, more bits less error; one group at a time only. */
+START_TEST(test_proxies)
+{
+    struct lm x = {.m = tiny_lm(), .o = {.n_ctx = 16, .n_chunks = 3, .threads = 1}};
+    int32_t toks[64];
+    random_tokens(&x, toks, 64, 7u);
+    x.h = host_new(NULL);
+    struct qsweep_group *g;
+    int ng;
+    groups_of(x.m, QSWEEP_TENSOR, NULL, &g, &ng);
+    const char *schemes[] = {"int:bits=2", "int:bits=8", "float"};
+    struct qsweep_spec s = lm_spec(&x, QSWEEP_ONE, g, ng, schemes, 3);
+    s.lm_ref_path = NULL; /* proxies need no reference */
+    const char *metrics[] = {"weight_sqnr", "output_sqnr"};
+    struct table t[2];
+    for (int k = 0; k < 2; k++) {
+        s.metric = metrics[k];
+        table_init(&t[k], ng, 3);
+        run_ok(&s, &t[k]);
+        for (int i = 0; i < ng; i++) {
+            const struct qsweep_result *r = &t[k].r[3 * i];
+            ck_assert_msg(r[2].proxy.nsr == 0 && isinf(r[2].proxy.sqnr_db),
+                          "%s %s: float has error %g", metrics[k], g[i].name, r[2].proxy.nsr);
+            ck_assert_msg(r[1].proxy.nsr > 0 && r[1].proxy.nsr < r[0].proxy.nsr,
+                          "%s %s: 8 bits %g vs 2 bits %g", metrics[k], g[i].name,
+                          r[1].proxy.nsr, r[0].proxy.nsr);
+            ck_assert(same_bits(r[0].change, r[0].proxy.nsr));
+            ck_assert(fabs(r[0].proxy.sqnr_db + 10 * log10(r[0].proxy.nsr)) < 1e-9);
+        }
+    }
+    /* weight SQNR of every group at 2 bits, by hand */
+    for (int i = 0; i < ng; i++) {
+        struct qweights w;
+        point_weights(x.m, x.h, &s, i, 0, &w);
+        double e = 0, v = 0;
+        for (int j = 0; j < g[i].n_tensors; j++) {
+            const struct qtensor *q = x.m->tensors[g[i].tensors[j]];
+            for (int64_t k = 0; k < q->numel; k++) {
+                double d = (double)w.ptrs[g[i].tensors[j]][k] - q->f32[k];
+                e += d * d;
+                v += (double)q->f32[k] * q->f32[k];
+            }
+        }
+        ck_assert_msg(fabs(t[0].r[3 * i].proxy.nsr - e / v) <= 1e-12 * (e / v), "%s: %g vs %g",
+                      g[i].name, t[0].r[3 * i].proxy.nsr, e / v);
+        qweights_clear(&w);
+    }
+    /* the output error of blk.1.ffn_down (the last half-block) by hand: the
+     * calibration rows are the first chunk (n_ctx 16), BOS first */
+    int gi = -1;
+    for (int i = 0; i < ng; i++)
+        if (!strcmp(g[i].name, "blk.1.ffn_down.weight"))
+            gi = i;
+    ck_assert_int_ge(gi, 0);
+    const int n = 16, L = 2;
+    int32_t cal[16];
+    memcpy(cal, toks, sizeof cal);
+    cal[0] = 1; /* the tiny model has no tokenizer: llama's BOS */
+    struct qllm_cut cuts[2] = {{L - 1, 1}, {L, 0}};
+    float *xs[2], *xq = malloc((size_t)n * DIM * sizeof(float));
+    float *logits = malloc((size_t)n * VOCAB * sizeof(float));
+    for (int k = 0; k < 2; k++)
+        xs[k] = malloc((size_t)n * DIM * sizeof(float));
+    struct qllm_state *st;
+    qerr err;
+    ck_assert_int_eq(qllm_state_new_threads(x.m, n, 1, &st, &err), 0);
+    ck_assert_msg(qllm_forward_cut(st, NULL, cal, n, 0, logits, NULL, NULL, 2, cuts, xs, &err) == 0,
+                  "%s", err.msg);
+    struct qweights w;
+    point_weights(x.m, x.h, &s, gi, 0, &w);
+    ck_assert_msg(qllm_forward_cut(st, w.ptrs, cal, n, 0, logits, &cuts[0], xs[0], 1, &cuts[1],
+                                   &xq, &err) == 0, "%s", err.msg);
+    double e = 0, v = 0;
+    for (int i = 0; i < n * DIM; i++) {
+        e += ((double)xq[i] - xs[1][i]) * ((double)xq[i] - xs[1][i]);
+        v += ((double)xs[1][i] - xs[0][i]) * ((double)xs[1][i] - xs[0][i]);
+    }
+    ck_assert_msg(fabs(t[1].r[3 * gi].proxy.nsr - e / v) <= 1e-9 * (e / v), "%g vs %g",
+                  t[1].r[3 * gi].proxy.nsr, e / v);
+    qweights_clear(&w);
+    qllm_state_free(st);
+    free(xq);
+    free(logits);
+    free(xs[0]);
+    free(xs[1]);
+    /* a classifier's layer outputs: float error-free, 8 bits below 2 */
+    struct cls c;
+    cls_open(&c, DIGITS);
+    struct qsweep_group *cg;
+    int ncg;
+    groups_of(c.m, QSWEEP_TENSOR, NULL, &cg, &ncg);
+    struct qsweep_spec cs = cls_spec(&c, QSWEEP_ONE, cg, ncg, schemes, 3);
+    cs.metric = "output_sqnr";
+    cs.ref_logits = NULL;
+    struct table ct;
+    table_init(&ct, ncg, 3);
+    run_ok(&cs, &ct);
+    for (int i = 0; i < ncg; i++) {
+        const struct qsweep_result *r = &ct.r[3 * i];
+        ck_assert(r[2].proxy.nsr == 0);
+        ck_assert_msg(r[1].proxy.nsr > 0 && r[1].proxy.nsr < r[0].proxy.nsr, "%s", cg[i].name);
+    }
+    table_free(&ct);
+    qsweep_groups_free(cg, ncg);
+    cls_close(&c);
+    /* leave-one-out has no proxy */
+    s.mode = QSWEEP_LOO;
+    struct table bad;
+    table_init(&bad, ng, 3);
+    ck_assert_int_eq(run_table(&s, &bad, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "one group at a time"));
+    table_free(&bad);
+    table_free(&t[0]);
+    table_free(&t[1]);
     qsweep_groups_free(g, ng);
     qhost_free(x.h);
     qmodel_free(x.m);
@@ -1210,6 +1353,7 @@ int main(void)
     tcase_add_test(core, test_digits_one);
     tcase_add_test(core, test_digits_loo);
     tcase_add_test(core, test_lm_tiny);
+    tcase_add_test(core, test_proxies);
     suite_add_tcase(s, core);
 
     TCase *prefix = tcase_create("Prefix");

@@ -32,8 +32,8 @@ static const char *hint(const struct sweep_form *d, int f)
         return d->lm ? "tensor, block, role, or globs: blk.0.*;blk.1.*"
                      : "tensor, block, role, or globs: conv*;fc*";
     case F_METRIC:
-        return d->lm ? "kld_mean (default), ppl, kld_p99, same_top"
-                     : "cross_entropy (default), top1, kld_mean";
+        return d->lm ? "kld_mean (default), ppl, kld_p99, same_top; weight_sqnr, output_sqnr"
+                     : "cross_entropy (default), top1, kld_mean; weight_sqnr, output_sqnr";
     default:
         return "";
     }
@@ -120,8 +120,8 @@ static int submit(struct tui *t, struct sweep_form *d)
     enum qmodel_kind kind = wb_model(t->w)->kind;
     if (f.metric[0] && !qsweep_metric_valid(kind, f.metric)) {
         snprintf(d->error, sizeof d->error, "metric '%.40s' is not one of %s", f.metric,
-                 kind == QMODEL_LM ? "kld_mean, ppl, kld_p99, same_top"
-                                   : "cross_entropy, top1, kld_mean");
+                 kind == QMODEL_LM ? "kld_mean, ppl, kld_p99, same_top, weight_sqnr, output_sqnr"
+                                   : "cross_entropy, top1, kld_mean, weight_sqnr, output_sqnr");
         d->field = F_METRIC;
         return 0;
     }
