@@ -79,6 +79,7 @@ static void on_signal(int sig)
 struct progress {
     int tty;
     double last, start;
+    int64_t done0;              /* points stored before this run (a resumed sweep) */
 };
 
 static double now_s(void)
@@ -94,13 +95,18 @@ static void on_progress(void *ctx, const char *phase, int64_t done, int64_t tota
     double t = now_s();
     if (!p->tty || (t - p->last < 0.1 && done < total) || total <= 0)
         return;
-    if (!p->start)
-        p->start = t;
+    const int sweep = !strcmp(phase, "sweep");
+    if (sweep && !p->start) {
+        p->start = t;   /* the speed counts this run's points, after the reference pass */
+        p->done0 = done;
+    }
     p->last = t;
     fprintf(stderr, "\r\033[K%-16s %lld/%lld (%3.0f%%)", phase, (long long)done,
             (long long)total, 100.0 * (double)done / (double)total);
-    if (!strcmp(phase, "sweep") && done > 0 && t > p->start)
-        fprintf(stderr, "  %.2f points/s", (double)done / (t - p->start));
+    if (sweep && done > p->done0 && t > p->start) {
+        double rate = (double)(done - p->done0) / (t - p->start);
+        fprintf(stderr, "  %.2f points/s, %.0f s left", rate, (double)(total - done) / rate);
+    }
     fflush(stderr);
 }
 

@@ -32,8 +32,8 @@ static const char *hint(const struct sweep_form *d, int f)
         return d->lm ? "tensor, block, role, or globs: blk.0.*;blk.1.*"
                      : "tensor, block, role, or globs: conv*;fc*";
     case F_METRIC:
-        return d->lm ? "kld_mean (default), ppl, kld_p99, same_top; weight_sqnr, output_sqnr"
-                     : "cross_entropy (default), top1, kld_mean; weight_sqnr, output_sqnr";
+        return d->lm ? "kld_mean ppl kld_p99 same_top weight_sqnr output_sqnr"
+                     : "cross_entropy top1 kld_mean weight_sqnr output_sqnr";
     default:
         return "";
     }

@@ -524,7 +524,7 @@ static void draw_chart(struct tui *t, const struct pareto *p)
     }
     free(c.dots);
     char title[160];
-    snprintf(title, sizeof title, "predicted %s%s%s", t->th.g->delta, p->sw->metric,
+    snprintf(title, sizeof title, "predicted %s%s%s", change_prefix(t, p->sw->metric), p->sw->metric,
              c.s > 0 ? " (log-ish scale)" : "");
     ui_print(&t->th, TOP_LINES - 1, 1, COLS - 2, tui_attr(t, UI_LABEL), title);
 }
@@ -596,7 +596,7 @@ static void pareto_draw(struct tui *t, struct ui_screen *s)
     x = ui_kv(&t->th, 1, x, COLS - 1, "budget", buf, UI_VALUE);
     if (p->opt >= 0) {
         const struct qstore_search_point *o = &p->se->points[p->opt];
-        snprintf(buf, sizeof buf, "%.4f bits/weight, %s %.6g", bpw(p, o->bits), t->th.g->delta,
+        snprintf(buf, sizeof buf, "%.4f bits/weight, %s %.6g", bpw(p, o->bits), change_prefix(t, p->sw->metric),
                  o->predicted);
         ui_kv(&t->th, 1, x, COLS - 1, "optimum", buf, UI_GOOD);
     } else {
@@ -654,7 +654,7 @@ static int apply_point(struct tui *t, struct pareto *p)
     if (tui_refresh_weights(t) == 0)
         tui_status(t, 0, "recipe of search %lld point %lld set (%.4f bits/weight, predicted "
                          "%s %.6g): r evaluates it",
-                   (long long)p->id, (long long)pt->idx, bpw(p, pt->bits), t->th.g->delta,
+                   (long long)p->id, (long long)pt->idx, bpw(p, pt->bits), change_prefix(t, p->sw->metric),
                    pt->predicted);
     return UI_HOME;
 }

@@ -148,6 +148,9 @@ struct sweep_screen {
     int64_t prev_id;             /* the sweep shown before it (again if it fails at once) */
     int64_t seen_done;           /* its progress at the last read of the table */
     double last_read;
+    int rate_started;            /* its speed: points done since rate_t0 (resumed ones */
+    double rate_t0;              /* and the float reference pass left out) */
+    int64_t rate_done0;
 };
 
 static double now_s(void)
@@ -351,6 +354,7 @@ static int start_job(struct tui *t, struct sweep_screen *v, struct sweep_job *j)
     }
     j->started = 1;
     v->job = j;
+    v->rate_started = 0;
     v->seen_done = -1;
     v->last_read = 0;
     t->busy = 1;
@@ -481,7 +485,13 @@ static int sweep_tick(struct tui *t, struct ui_screen *s)
     }
     double now = now_s();
     int64_t done;
-    ui_progress_read(&v->job->prog, NULL, 0, &done, NULL);
+    char phase[32];
+    ui_progress_read(&v->job->prog, phase, sizeof phase, &done, NULL);
+    if (!v->rate_started && strcmp(phase, "sweep") == 0) {
+        v->rate_started = 1;
+        v->rate_t0 = now;
+        v->rate_done0 = done;
+    }
     if (now - v->last_read < POLL_S || (v->id && done == v->seen_done))
         return 0;
     v->last_read = now;
@@ -628,7 +638,7 @@ static void draw_legend(struct tui *t, const struct sweep_screen *v, int y)
         return;
     }
     char label[64], num[32];
-    snprintf(label, sizeof label, "%s%s", t->th.g->delta, v->sw->metric);
+    snprintf(label, sizeof label, "%s%s", change_prefix(t, v->sw->metric), v->sw->metric);
     x += ui_print(&t->th, y, x, COLS - x, tui_attr(t, UI_LABEL), label) + 1;
     int buckets = h->hi > h->lo ? UI_HEAT_BUCKETS : 1;
     for (int k = 0; k < buckets && x < COLS - 4; k++) {
@@ -690,7 +700,7 @@ static void draw_detail(struct tui *t, const struct sweep_screen *v, int y)
         ui_wrap(&t->th, y + 1, 1, COLS - 2, 2, tui_attr(t, UI_BAD), p->error ? p->error : "");
         return;
     }
-    snprintf(label, sizeof label, "%s%s", t->th.g->delta, sw->metric);
+    snprintf(label, sizeof label, "%s%s", change_prefix(t, sw->metric), sw->metric);
     snprintf(buf, sizeof buf, "%.6g", p->change);
     x = ui_kv(&t->th, y, x, COLS - 1, label, buf, UI_VALUE);
     /* loo: the bits are of every other group, quantized */
@@ -741,6 +751,17 @@ static void draw_state(struct tui *t, const struct sweep_screen *v, int y)
                                                                         : "one at a time",
              sw->grouping);
     x = ui_kv(&t->th, y, x, COLS, NULL, buf, UI_NORMAL);
+    if (v->job && v->rate_started) {
+        int64_t done;
+        ui_progress_read(&v->job->prog, NULL, 0, &done, NULL);
+        double dt = now_s() - v->rate_t0;
+        if (done > v->rate_done0 && dt > 0) {
+            double rate = (double)(done - v->rate_done0) / dt;
+            snprintf(buf, sizeof buf, "%.1f/s, %.0f s left", rate,
+                     (double)(total - done) / rate);
+            x = ui_kv(&t->th, y, x, COLS, NULL, buf, UI_NORMAL);
+        }
+    }
     if (v->job) {
         ui_print(&t->th, y, x, COLS - x - 1, tui_attr(t, UI_DIM), "Esc cancels");
     } else {

@@ -8,6 +8,7 @@
 
 #include "app/job.h"
 #include "app/workbench.h"
+#include "quant/sweep.h"
 #include "theme.h"
 #include "widgets.h"
 
@@ -118,6 +119,13 @@ void tui_scheme_name(const struct tui *t, const struct qscheme_ref *ref, char *b
 static inline attr_t tui_attr(const struct tui *t, enum ui_el el)
 {
     return ui_attr(&t->th, el);
+}
+
+/* What a sweep's change is called before its metric: "Δ" (or "d"), or
+ * "nsr " for a proxy, whose change is a noise-to-signal ratio. */
+static inline const char *change_prefix(const struct tui *t, const char *metric)
+{
+    return qsweep_metric_is_proxy(metric) ? "nsr " : t->th.g->delta;
 }
 
 /* ---- constructors (NULL with the reason in the status line) ---------------- */
