@@ -81,13 +81,28 @@ capture() {
     tm capture-pane -p >"$screen" 2>/dev/null
 }
 
-# wait_for REGEX [SECONDS]: polls the pane until a line matches (grep -E).
+# wait_for REGEX [SECONDS]: polls the pane until a line matches (grep -E)
+# and the screen has settled: the same in two captures 0.1 s apart, so the
+# checks that follow see a whole redraw, not the first lines of one (a
+# slow build, ASan, can be caught mid-draw). A screen that never settles
+# (a live progress line) is taken as it is after 5 tries.
 wait_for() {
     tries=$(( ${2:-20} * 10 ))
+    unsettled=0
     while [ "$tries" -gt 0 ]; do
         capture
-        grep -Eq -- "$1" "$screen" && return 0
-        sleep 0.1
+        if grep -Eq -- "$1" "$screen"; then
+            cp "$screen" "$screen.prev"
+            sleep 0.1
+            capture
+            if grep -Eq -- "$1" "$screen"; then
+                cmp -s "$screen" "$screen.prev" && return 0
+                unsettled=$((unsettled + 1))
+                [ "$unsettled" -ge 5 ] && return 0
+            fi
+        else
+            sleep 0.1
+        fi
         tries=$((tries - 1))
     done
     fail "timed out waiting for /$1/"
