@@ -58,12 +58,38 @@ static const char search_help[] =
     "  --verify K      evaluate K front points (the optimum first) for real;\n"
     "                  they are stored as runs linked to the search\n";
 
+/* A front point's recipe as JSON: its text and its rules resolved against
+ * the sweep's model (loaded for that), as a run records them. */
+static int print_recipe_json(struct wb *w, const struct qstore_sweep *sw,
+                             const struct qstore_search *se, const struct qstore_search_point *p)
+{
+    qerr err;
+    if (wb_load_model(w, sw->model_path, &err) < 0 ||
+        wb_set_recipe(w, p->recipe_text, &err) < 0)
+        return cli_runtime_error(&err);
+    char *rules = wb_recipe_json(w);
+    cJSON *parsed = rules ? cJSON_Parse(rules) : NULL;
+    free(rules);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "search", (double)se->id);
+    cJSON_AddNumberToObject(o, "point", (double)p->idx);
+    cJSON_AddNumberToObject(o, "bits", (double)p->bits);
+    cJSON_AddNumberToObject(o, "predicted", p->predicted);
+    cJSON_AddStringToObject(o, "recipe", p->recipe_text);
+    cJSON *list = parsed ? cJSON_DetachItemFromObjectCaseSensitive(parsed, "rules") : NULL;
+    cJSON_AddItemToObject(o, "recipe_rules", list ? list : cJSON_CreateArray());
+    cJSON_Delete(parsed);
+    cli_print_json(o);
+    return EXIT_OK;
+}
+
 static const char searches_help[] =
     "usage: qlab searches list [--sweep ID] [--json]\n"
-    "       qlab searches show ID [--json | --recipe [--point K]]\n"
+    "       qlab searches show ID [--json] [--recipe [--point K]]\n"
     "\n"
     "show --recipe prints the --quant text of the optimum (or of front point\n"
-    "K), for qlab eval MODEL --quant \"$(qlab searches show ID --recipe)\".\n";
+    "K), for qlab eval MODEL --quant \"$(qlab searches show ID --recipe)\"; with\n"
+    "--json, the text and its rules resolved against the model, as runs keep them.\n";
 
 /* ---- progress and Ctrl-C (as qlab eval) --------------------------------------------- */
 
@@ -605,6 +631,8 @@ int cli_searches(struct cli *c)
                 fprintf(stderr, "qlab: search %lld has no %s\n", (long long)id,
                         point >= 0 ? "such point" : "optimum within its budget");
                 rc = EXIT_RUNTIME;
+            } else if (c->json) {
+                rc = print_recipe_json(w, sw, se, p);
             } else {
                 printf("%s\n", p->recipe_text);
             }

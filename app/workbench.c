@@ -117,6 +117,11 @@ const char *wb_db_path(const struct wb *w) { return w->db_path; }
 const struct qmodel *wb_model(const struct wb *w) { return w->model; }
 const char *wb_model_abspath(const struct wb *w) { return w->model_abspath; }
 const char *wb_recipe_text(const struct wb *w) { return w->recipe_text ? w->recipe_text : ""; }
+
+char *wb_recipe_json(const struct wb *w)
+{
+    return qassign_recipe_json(&w->recipe, &w->assign);
+}
 const struct qrecipe *wb_recipe(const struct wb *w) { return &w->recipe; }
 const struct qassign *wb_assign(const struct wb *w) { return w->assign_ok ? &w->assign : NULL; }
 const struct qweights *wb_weights(const struct wb *w) { return w->weights_ok ? &w->weights : NULL; }

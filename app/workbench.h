@@ -63,6 +63,10 @@ int wb_apply_rule(struct wb *w, const char *glob, const char *scheme, const char
 /* The same for one tensor, by index (its name escaped as a glob). */
 int wb_apply_tensor(struct wb *w, int tensor, const char *scheme, const char *params, qerr *err);
 const char *wb_recipe_text(const struct wb *w);
+/* The recipe's rules resolved against the model and plugins, every
+ * parameter spelled out, as JSON ({"rules": [...]}), malloc'd; NULL when
+ * out of memory. */
+char *wb_recipe_json(const struct wb *w);
 const struct qrecipe *wb_recipe(const struct wb *w);
 const struct qassign *wb_assign(const struct wb *w);
 

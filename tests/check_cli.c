@@ -626,7 +626,18 @@ START_TEST(sweep_search_and_verify)
     char args2[2048], *o2, *e2;
     snprintf(args2, sizeof args2, "eval " CNN " --quant '%s'", out);
     ck_assert_int_eq(qlab(db, args2, &o2, &e2), 0);
-    free(o2), free(e2), free(out), free(err);
+    free(o2), free(e2);
+    /* and as JSON: the same text, and one resolved rule per group it sets */
+    snprintf(args2, sizeof args2, "searches show %lld --recipe --json", (long long)search);
+    cJSON *rj = qlab_json(db, args2);
+    ck_assert_str_eq(str(rj, "recipe"), out);
+    const cJSON *rules = cJSON_GetObjectItemCaseSensitive(rj, "recipe_rules");
+    ck_assert_int_ge(cJSON_GetArraySize(rules), 1);
+    ck_assert_str_eq(str(cJSON_GetArrayItem(rules, 0), "glob"), "conv1.weight");
+    ck_assert(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rules, 0),
+                                                              "params")));
+    cJSON_Delete(rj);
+    free(out), free(err);
     /* a budget below the smallest size says so */
     snprintf(args, sizeof args, "search %lld --budget 1bpw", (long long)id);
     ck_assert_int_eq(qlab(db, args, &out, &err), 1);
