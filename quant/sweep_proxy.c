@@ -65,12 +65,15 @@ void qsweep_proxy_scratch_free(struct qsweep_proxy_scratch *sc)
     free(sc);
 }
 
-/* Marks the layers any group's tensor starts. */
-static void mark_layers(const struct qsweep_spec *s, int offset, unsigned char *used)
+/* Marks the classifier nodes any group's tensor starts. */
+static void mark_nodes(const struct qsweep_spec *s, unsigned char *used)
 {
     for (int g = 0; g < s->n_groups; g++)
-        for (int i = 0; i < s->groups[g].n_tensors; i++)
-            used[layer_of(s->model, s->groups[g].tensors[i]) + offset] = 1;
+        for (int i = 0; i < s->groups[g].n_tensors; i++) {
+            int node = layer_of(s->model, s->groups[g].tensors[i]);
+            if (node >= 0 && node < s->model->n_nodes)
+                used[node] = 1;
+        }
 }
 
 static int check_bytes(const struct qsweep_spec *s, double bytes, qerr *err)
@@ -87,8 +90,7 @@ static int prepare_classifier(const struct qsweep_spec *s, struct qsweep_proxy_c
 {
     const struct qmodel *m = s->model;
     c->n = s->n_samples < PROXY_SAMPLES ? (int)s->n_samples : PROXY_SAMPLES;
-    c->n_layers = m->n_nodes;
-    unsigned char *used = calloc((size_t)m->n_nodes + 1, 1);
+    unsigned char *used = calloc((size_t)m->n_nodes, 1);
     int *nodes = malloc((size_t)m->n_nodes * sizeof *nodes);
     float **saved = malloc((size_t)m->n_nodes * sizeof *saved);
     float *logits = malloc((size_t)c->n * (size_t)m->n_classes * sizeof *logits);
@@ -98,7 +100,7 @@ static int prepare_classifier(const struct qsweep_spec *s, struct qsweep_proxy_c
         qerr_set(err, "sweep: out of memory");
         goto out;
     }
-    mark_layers(s, 0, used);
+    mark_nodes(s, used);
     if (qforward_new(m, c->n, &f, err) < 0)
         goto out;
     double bytes = 0;
@@ -144,7 +146,6 @@ static int prepare_lm(const struct qsweep_spec *s, struct qsweep_proxy_cal *c, q
     if (qlm_chunking(m, s->tokens->tokens, s->tokens->n, &s->lm, &n_ctx, &n_chunks, err) < 0)
         return -1;
     c->n = n_ctx < PROXY_POSITIONS ? n_ctx : PROXY_POSITIONS;
-    c->n_layers = 2 * cf->n_layers + 1;
     if (check_bytes(s, ((double)c->n_layers * cf->dim + cf->vocab_size) * c->n * sizeof(float),
                     err) < 0)
         return -1;
@@ -256,6 +257,8 @@ static int layer_energy(const struct qsweep_proxy_cal *c, struct qsweep_proxy_sc
 {
     const struct qmodel *m = c->m;
     if (m->kind != QMODEL_LM) {
+        if (layer < 0 || layer >= m->n_nodes || !c->in[layer])
+            return qerr_set(err, "sweep: %s: no layer uses a tensor of the group", m->name);
         if (qforward_node_output(sc->f, wts, layer, c->in[layer], c->n, sc->y, err) < 0)
             return -1;
         add_energy(e, sc->y, c->ref[layer], NULL, (int64_t)c->n * m->nodes[layer].out_numel);
