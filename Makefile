@@ -112,7 +112,8 @@ $(BUILD)/tests/plugins/ggml_uninit_fp16.so: $(wildcard plugins/ggml/*.c) $(wildc
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) -DQLAB_GGML_EMULATE_UNINIT_FP16 -shared -o $@ $(filter %.c,$^) $(ALL_LDFLAGS) -lm
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/obj/tests/test_util.o $(BUILD)/libqlab.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/obj/tests/test_util.o \
+                $(BUILD)/obj/tests/scheme_util.o $(BUILD)/libqlab.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) $(SYS_LIBS)
 

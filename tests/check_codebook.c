@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "../quant/plugin_host.h"
+#include "scheme_util.h"
 #include "test_util.h"
 
 /* ---- fixture and helpers ------------------------------------------------ */
@@ -15,10 +16,7 @@ static struct qplugin_host *H;
 
 static void setup(void)
 {
-    qerr err = {{0}};
-    H = qhost_new();
-    ck_assert_ptr_nonnull(H);
-    ck_assert_msg(qhost_load(H, tu_plugin("codebook.so"), &err) == 0, "%s", err.msg);
+    H = su_host("codebook.so");
 }
 
 static void teardown(void)
@@ -29,51 +27,30 @@ static void teardown(void)
 
 static struct qscheme_config *cfg(const char *params)
 {
-    struct qscheme_ref ref;
-    struct qscheme_config *c = NULL;
-    qerr err = {{0}};
-    ck_assert_msg(qhost_find_scheme(H, "kmeans", &ref, &err) == 0, "%s", err.msg);
-    ck_assert_msg(qscheme_configure(&ref, params, &c, &err) == 0, "%s: %s", params, err.msg);
-    return c;
+    return su_config(H, "kmeans", params);
 }
 
+/* Quantizes x (rows x cols) with `params` into y; must succeed. */
 static void quant(const char *params, const float *x, int64_t rows, int64_t cols, float *y)
 {
-    struct qscheme_config *c = cfg(params);
-    struct qlab_tensor_view v = {.data = x, .rows = rows, .cols = cols, .name = "w"};
-    qerr err = {{0}};
-    ck_assert_msg(qscheme_quantize(c, &v, y, NULL, &err) == 0, "%s: %s", params, err.msg);
-    qscheme_config_free(c);
+    su_quant(H, "kmeans", params, x, rows, cols, y);
 }
 
+/* Quantizing must fail with a message containing `phrase`. */
 static void quant_fails(const char *params, const float *x, int64_t rows, int64_t cols,
                         const char *phrase)
 {
-    struct qscheme_config *c = cfg(params);
-    struct qlab_tensor_view v = {.data = x, .rows = rows, .cols = cols, .name = "w"};
-    float *y = calloc((size_t)(rows * cols) + 1, sizeof *y);
-    qerr err = {{0}};
-    ck_assert_int_ne(qscheme_quantize(c, &v, y, NULL, &err), 0);
-    ck_assert_msg(strstr(err.msg, phrase), "got \"%s\", want \"%s\"", err.msg, phrase);
-    free(y);
-    qscheme_config_free(c);
+    su_quant_fails(H, "kmeans", params, x, rows, cols, phrase);
 }
 
 static uint64_t size_of(const char *params, int64_t rows, int64_t cols)
 {
-    struct qscheme_config *c = cfg(params);
-    uint64_t bits = 0;
-    qerr err = {{0}};
-    ck_assert_msg(qscheme_size_bits(c, rows, cols, &bits, &err) == 0, "%s", err.msg);
-    qscheme_config_free(c);
-    return bits;
+    return su_size_bits(H, "kmeans", params, rows, cols);
 }
 
 static void assert_floats(const float *got, const float *want, int64_t n, const char *what)
 {
-    for (int64_t i = 0; i < n; i++)
-        ck_assert_msg(got[i] == want[i], "%s: [%lld] = %.9g, want %.9g", what, (long long)i,
-                      got[i], want[i]);
+    su_assert_floats(got, want, n, what);
 }
 
 static uint64_t rng_next(uint64_t *s)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../quant/plugin_host.h"
+#include "scheme_util.h"
 #include "test_util.h"
 
 /* ---- fixture and helpers ------------------------------------------------ */
@@ -14,10 +15,7 @@ static struct qplugin_host *H;
 
 static void setup(void)
 {
-    qerr err = {{0}};
-    H = qhost_new();
-    ck_assert_ptr_nonnull(H);
-    ck_assert_msg(qhost_load(H, tu_plugin("nf4.so"), &err) == 0, "%s", err.msg);
+    H = su_host("nf4.so");
 }
 
 static void teardown(void)
@@ -28,53 +26,31 @@ static void teardown(void)
 
 static struct qscheme_config *cfg(const char *scheme, const char *params)
 {
-    struct qscheme_ref ref;
-    struct qscheme_config *c = NULL;
-    qerr err = {{0}};
-    ck_assert_msg(qhost_find_scheme(H, scheme, &ref, &err) == 0, "%s", err.msg);
-    ck_assert_msg(qscheme_configure(&ref, params, &c, &err) == 0, "%s: %s", params, err.msg);
-    return c;
+    return su_config(H, scheme, params);
 }
 
 /* Quantizes x (rows x cols) with scheme:params into y; must succeed. */
 static void quant(const char *scheme, const char *params, const float *x, int64_t rows,
                   int64_t cols, float *y)
 {
-    struct qscheme_config *c = cfg(scheme, params);
-    struct qlab_tensor_view v = {.data = x, .rows = rows, .cols = cols, .name = "w"};
-    qerr err = {{0}};
-    ck_assert_msg(qscheme_quantize(c, &v, y, NULL, &err) == 0, "%s %s: %s", scheme, params,
-                  err.msg);
-    qscheme_config_free(c);
+    su_quant(H, scheme, params, x, rows, cols, y);
 }
 
+/* Quantizing must fail with a message containing `phrase`. */
 static void quant_fails(const char *scheme, const char *params, const float *x, int64_t rows,
                         int64_t cols, const char *phrase)
 {
-    struct qscheme_config *c = cfg(scheme, params);
-    struct qlab_tensor_view v = {.data = x, .rows = rows, .cols = cols, .name = "w"};
-    float *y = calloc((size_t)(rows * cols) + 1, sizeof *y);
-    qerr err = {{0}};
-    ck_assert_int_ne(qscheme_quantize(c, &v, y, NULL, &err), 0);
-    ck_assert_msg(strstr(err.msg, phrase), "got \"%s\", want \"%s\"", err.msg, phrase);
-    free(y);
-    qscheme_config_free(c);
+    su_quant_fails(H, scheme, params, x, rows, cols, phrase);
 }
 
 static uint64_t size_of(const char *scheme, const char *params, int64_t rows, int64_t cols)
 {
-    struct qscheme_config *c = cfg(scheme, params);
-    uint64_t bits = 0;
-    qerr err = {{0}};
-    ck_assert_msg(qscheme_size_bits(c, rows, cols, &bits, &err) == 0, "%s", err.msg);
-    qscheme_config_free(c);
-    return bits;
+    return su_size_bits(H, scheme, params, rows, cols);
 }
 
-static void assert_floats(const float *got, const float *want, int n, const char *what)
+static void assert_floats(const float *got, const float *want, int64_t n, const char *what)
 {
-    for (int i = 0; i < n; i++)
-        ck_assert_msg(got[i] == want[i], "%s: [%d] = %.9g, want %.9g", what, i, got[i], want[i]);
+    su_assert_floats(got, want, n, what);
 }
 
 /* Deterministic normal samples (splitmix64 + Box-Muller). */
